@@ -1,0 +1,171 @@
+"""Command line: argv -> Config -> library call. Nothing below this module reads argv.
+
+Exit codes: 0 success (also after a graceful SIGINT/SIGTERM stop), 1 runtime failure (e.g. divergence),
+2 bad input (options, config, missing data or run directory).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from gankit import config as config_mod
+from gankit.config import ConfigError
+
+# flag name -> config key, for `gankit train`
+TRAIN_FLAGS = {
+    "dataset": str, "model": str, "loss": str, "update": str, "k": int, "batch_size": int, "steps": int,
+    "epochs": float, "optimizer": str, "lr": float, "lr_d": float, "momentum": float, "final_momentum": float,
+    "lr_decay": float, "z_dim": int, "noise": str, "hidden": int, "layers": int, "seed": int, "device": str,
+    "precision": str, "data_dir": str, "subset": int, "pixel_range": str, "log_every": int, "sample_every": int,
+    "checkpoint_every": int, "keep_checkpoints": int,
+}
+
+
+class UsageError(Exception):
+    """Bad command-line input: reported in one line, exit code 2."""
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="gankit", description="Generative Adversarial Nets (Goodfellow et al., 2014)")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    t = sub.add_parser("train", help="train a GAN with Algorithm 1", argument_default=argparse.SUPPRESS)
+    t.add_argument("--config", help="TOML file of config keys (flags override it)")
+    t.add_argument("--preset", help=f"named configuration ({', '.join(config_mod.PRESETS)})")
+    t.add_argument("--out", help="run directory (default runs/<dataset>-<time>)")
+    t.add_argument("--resume", metavar="RUN_DIR", help="continue the run in RUN_DIR from checkpoints/last.pt")
+    t.add_argument("--force", action="store_true", help="resume even if the config differs")
+    t.add_argument("--no-progress", action="store_true", help="no progress bar")
+    for key, typ in TRAIN_FLAGS.items():
+        t.add_argument("--" + key.replace("_", "-"), dest=key, type=typ)
+
+    s = sub.add_parser("sample", help="draw samples from a trained run")
+    s.add_argument("run_dir")
+    s.add_argument("--n", type=int, default=64, help="number of samples (rows x columns for figures)")
+    s.add_argument("--out", required=True, help="output file: .png (picture) or .npy (array)")
+    s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--nearest", action="store_true", help="Figure 2: samples beside their nearest training image")
+    s.add_argument("--interpolate", action="store_true", help="Figure 3: rows of linear interpolations in z")
+    s.add_argument("--device", default="auto")
+
+    e = sub.add_parser("eval", help="evaluate a trained run")
+    e.add_argument("run_dir")
+    e.add_argument("--metric", required=True, choices=["modes", "parzen"])
+    e.add_argument("--n-samples", type=int, default=None)
+    e.add_argument("--sigmas", default=None, help="comma-separated Parzen widths (default logspace(-1, 0, 10))")
+    e.add_argument("--valid-size", type=int, default=1000)
+    e.add_argument("--seed", type=int, default=0)
+    e.add_argument("--json", action="store_true", help="print the result as JSON")
+    e.add_argument("--device", default="auto")
+    return p
+
+
+def settle_config(args: dict) -> config_mod.Config:
+    """Defaults < preset < TOML file < flags, validated into one Config."""
+    values: dict = {}
+    if args.get("preset"):
+        values.update(config_mod.preset(args["preset"]))
+    if args.get("config"):
+        values.update(config_mod.read_toml(args["config"]))
+    flags = {k: v for k, v in args.items() if k in TRAIN_FLAGS}
+    if "steps" in flags and "epochs" in flags:
+        raise ConfigError("give --steps or --epochs, not both")
+    if "steps" in flags:
+        values["epochs"] = None
+    if "epochs" in flags:
+        values["steps"] = None
+    values.update(flags)
+    if values.get("steps") is not None and values.get("epochs") is not None:
+        raise ConfigError("config keys 'steps' and 'epochs' are both set; keep one")
+    if "out" in args:
+        values["out"] = args["out"]
+    return config_mod.from_dict(values)
+
+
+def cmd_train(args: dict) -> int:
+    from gankit import rundir
+    from gankit.train import train
+
+    if "resume" in args:
+        run_dir = Path(args["resume"])
+        saved = rundir.read_config(run_dir)
+        base = {k: v for k, v in saved.to_dict().items()}
+        flags = {k: v for k, v in args.items() if k in TRAIN_FLAGS}
+        cfg = config_mod.from_dict({**base, **(config_mod.read_toml(args["config"]) if "config" in args else {}),
+                                    **flags})
+    else:
+        cfg = settle_config(args)
+        run_dir = Path(cfg.out) if cfg.out else rundir.default_path(cfg)
+        cfg.out = str(run_dir)
+    print(f"gankit: run directory {run_dir}", file=sys.stderr)
+    summary = train(cfg, run_dir, resume="resume" in args, force=args.get("force", False),
+                    progress=not args.get("no_progress", False))
+    if summary["interrupted"]:
+        print(f"gankit: stopped at step {summary['step']}; checkpoint saved. Resume with: gankit train --resume "
+              f"{run_dir}", file=sys.stderr)
+    else:
+        line = f"gankit: done, {summary['step']} steps in {summary['seconds']:.1f} s"
+        if "modes" in summary:
+            mm = summary["modes"]
+            line += (f"; modes covered {mm['modes_covered']}/{mm['n_modes']}, "
+                     f"high-quality {mm['high_quality_fraction']:.1%}")
+        print(line, file=sys.stderr)
+    print(f"gankit: run directory {run_dir}", file=sys.stderr)
+    return 0
+
+
+def cmd_sample(args: dict) -> int:
+    from gankit import sampling
+
+    out = Path(args["out"])
+    if out.suffix not in (".png", ".npy"):
+        raise UsageError(f"--out must end in .png or .npy, got '{out.name}'")
+    if args["n"] < 1:
+        raise UsageError(f"--n must be >= 1, got {args['n']}")
+    gan = sampling.load_run(args["run_dir"], args["device"])
+    if args["nearest"]:
+        sampling.figure_nearest(gan, out, n=args["n"], seed=args["seed"])
+    elif args["interpolate"]:
+        sampling.figure_interpolate(gan, out, rows=args["n"], seed=args["seed"])
+    else:
+        sampling.save_samples(gan, out, args["n"], args["seed"])
+    print(f"gankit: wrote {out}", file=sys.stderr)
+    return 0
+
+
+def cmd_eval(args: dict) -> int:
+    from gankit import evaluate
+
+    result = evaluate.run_metric(args["run_dir"], args["metric"], n_samples=args["n_samples"], seed=args["seed"],
+                                 sigmas=args["sigmas"], valid_size=args["valid_size"], device=args["device"])
+    if args["json"]:
+        print(json.dumps(result, indent=2))
+    else:
+        print(evaluate.format_result(args["metric"], result))
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = vars(_parser().parse_args(argv))
+    from gankit.checkpoint import CheckpointError
+    from gankit.data.idx import IDXError
+    from gankit.data.mnist import DatasetNotFound
+    from gankit.rundir import RunDirError
+    from gankit.train import NonFiniteError
+
+    commands = {"train": cmd_train, "sample": cmd_sample, "eval": cmd_eval}
+    try:
+        return commands[args["command"]](args)
+    except (ConfigError, UsageError, IDXError, DatasetNotFound, RunDirError, CheckpointError) as e:
+        print(f"gankit: error: {e}", file=sys.stderr)
+        return 2
+    except NonFiniteError as e:
+        print(f"gankit: error: {e}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,47 @@
+"""Embedded toy distributions: mixtures of isotropic Gaussians with known modes and densities.
+
+- gaussian1d: N(2, 0.5^2), the 1-D setting of the paper's Figure 1;
+- ring8: 8 Gaussians (std 0.02) evenly spaced on a circle of radius 2;
+- grid25: a 5 x 5 grid of Gaussians (std 0.05) with spacing 2, centred at the origin.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+
+TOY_SIZE = 100_000  # samples in the (fixed) training set of a toy dataset
+TOY_SEED = 20140610  # the training set is the same for every run, like a real dataset
+
+
+def toy_modes(name: str) -> tuple[torch.Tensor, float]:
+    """Mode centres [K, d] and the common standard deviation of a toy mixture."""
+    if name == "gaussian1d":
+        return torch.tensor([[2.0]]), 0.5
+    if name == "ring8":
+        a = torch.arange(8, dtype=torch.float64) * (2 * math.pi / 8)
+        return (2.0 * torch.stack([a.cos(), a.sin()], 1)).float(), 0.02
+    if name == "grid25":
+        g = torch.arange(-2, 3, dtype=torch.float32) * 2.0
+        return torch.cartesian_prod(g, g), 0.05
+    raise ValueError(f"unknown toy dataset '{name}' (choose from gaussian1d, ring8, grid25)")
+
+
+def sample_mixture(modes: torch.Tensor, std: float, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
+    """n samples from the equal-weight mixture of N(mode, std^2 I)."""
+    idx = torch.randint(len(modes), (n,), generator=generator)
+    return modes[idx] + std * torch.randn(n, modes.shape[1], generator=generator)
+
+
+def mixture_log_density(x: torch.Tensor, modes: torch.Tensor, std: float) -> torch.Tensor:
+    """log p_data(x) of the equal-weight isotropic mixture, for x of shape [N, d]."""
+    d = modes.shape[1]
+    sq = torch.cdist(x.double(), modes.double()).pow(2)
+    log_k = -sq / (2 * std**2) - d * math.log(std * math.sqrt(2 * math.pi))
+    return torch.logsumexp(log_k, 1) - math.log(len(modes))
+
+
+def toy_training_set(name: str, n: int = TOY_SIZE) -> torch.Tensor:
+    modes, std = toy_modes(name)
+    return sample_mixture(modes, std, n, torch.Generator().manual_seed(TOY_SEED))

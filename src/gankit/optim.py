@@ -1,0 +1,40 @@
+"""Optimisers for G and D and the paper's schedules, as pure functions of the step (so resume is exact).
+
+SGD uses classical momentum; the paper's schedule raises momentum linearly from `momentum` to
+`final_momentum` by epoch `momentum_saturate` and divides the learning rate by `lr_decay` every
+step, never below `lr_min`. Adam uses betas (momentum, beta2).
+"""
+
+from __future__ import annotations
+
+import torch
+
+
+def build_optimizer(cfg, params, lr: float) -> torch.optim.Optimizer:
+    if cfg.optimizer == "sgd":
+        return torch.optim.SGD(params, lr=lr, momentum=cfg.momentum)
+    if cfg.optimizer == "adam":
+        return torch.optim.Adam(params, lr=lr, betas=(cfg.momentum, cfg.beta2))
+    raise ValueError(f"unknown optimizer '{cfg.optimizer}' (choose from sgd, adam)")
+
+
+def learning_rate(base: float, cfg, step: int) -> float:
+    """lr after `step` updates: base / lr_decay^step, floored at lr_min (never raising a smaller base)."""
+    if cfg.lr_decay == 1.0:
+        return base
+    return max(base / cfg.lr_decay**step, min(cfg.lr_min, base))
+
+
+def momentum(cfg, epoch: float) -> float:
+    """SGD momentum at a (fractional) epoch: linear from cfg.momentum to cfg.final_momentum."""
+    t = min(max(epoch / cfg.momentum_saturate, 0.0), 1.0)
+    return cfg.momentum + t * (cfg.final_momentum - cfg.momentum)
+
+
+def apply_schedule(opt: torch.optim.Optimizer, cfg, base_lr: float, step: int, epoch: float) -> None:
+    """Set this step's lr (and SGD momentum) on every parameter group."""
+    lr = learning_rate(base_lr, cfg, step)
+    for group in opt.param_groups:
+        group["lr"] = lr
+        if cfg.optimizer == "sgd":
+            group["momentum"] = momentum(cfg, epoch)

@@ -1,0 +1,91 @@
+"""Pictures of a run: loss curves, toy samples over D's landscape, and image grids."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Callable
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+
+from gankit.data.toy import mixture_log_density  # noqa: E402
+from gankit.images import save_grid  # noqa: E402
+
+DFn = Callable[[torch.Tensor], np.ndarray]  # x [N, d] -> D(x) in [0, 1]
+
+
+def plot_losses(rows: list[dict], path: str | Path) -> None:
+    """D and G losses and the mean discriminator outputs over training steps."""
+    if not rows:
+        return
+    steps = [r["step"] for r in rows]
+    fig, (a, b) = plt.subplots(1, 2, figsize=(10, 3.5))
+    a.plot(steps, [r["d_loss"] for r in rows], label="D loss")
+    a.plot(steps, [r["g_loss"] for r in rows], label="G loss")
+    a.set_xlabel("step"), a.legend(), a.set_title("losses")
+    b.plot(steps, [r["d_real"] for r in rows], label="mean D(x)")
+    b.plot(steps, [r["d_fake"] for r in rows], label="mean D(G(z))")
+    b.axhline(0.5, color="gray", ls=":", lw=1)
+    b.set_ylim(0, 1), b.set_xlabel("step"), b.legend(), b.set_title("discriminator outputs")
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def plot_toy2d(samples: np.ndarray, modes: np.ndarray, d_fn: DFn | None, path: str | Path, title: str = "") -> None:
+    """Generated samples (dots) over the data modes (crosses) with D(x) as a filled contour."""
+    lim = float(np.abs(modes).max()) * 1.5 + 0.5
+    fig, ax = plt.subplots(figsize=(5.5, 5))
+    if d_fn is not None:
+        g = np.linspace(-lim, lim, 200, dtype=np.float32)
+        xx, yy = np.meshgrid(g, g)
+        dz = d_fn(torch.from_numpy(np.stack([xx.ravel(), yy.ravel()], 1))).reshape(xx.shape)
+        cs = ax.contourf(xx, yy, dz, levels=np.linspace(0, 1, 11), cmap="coolwarm", alpha=0.6)
+        fig.colorbar(cs, ax=ax, label="D(x)")
+    ax.scatter(samples[:, 0], samples[:, 1], s=2, c="k", alpha=0.4, label="G(z)")
+    ax.scatter(modes[:, 0], modes[:, 1], marker="x", c="lime", s=40, label="data modes")
+    ax.set_xlim(-lim, lim), ax.set_ylim(-lim, lim), ax.set_aspect("equal")
+    ax.legend(loc="upper right", fontsize=8)
+    ax.set_title(title)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def plot_toy1d(samples: np.ndarray, modes: np.ndarray, std: float, d_fn: DFn | None, path: str | Path,
+               title: str = "") -> None:
+    """The paper's Figure 1 style: p_data (black dotted), p_g (green solid), D (blue dashed)."""
+    s = samples.ravel()
+    lo = min(float(modes.min()) - 4 * std, float(np.percentile(s, 0.5)))
+    hi = max(float(modes.max()) + 4 * std, float(np.percentile(s, 99.5)))
+    xs = np.linspace(lo, hi, 400, dtype=np.float32)
+    p_data = torch.exp(mixture_log_density(torch.from_numpy(xs)[:, None], torch.as_tensor(modes), std)).numpy()
+    fig, ax = plt.subplots(figsize=(7, 3.5))
+    ax.plot(xs, p_data, "k:", lw=2, label="p_data")
+    hist, edges = np.histogram(s, bins=60, range=(lo, hi), density=True)
+    ax.plot(0.5 * (edges[1:] + edges[:-1]), hist, "g-", lw=1.5, label="p_g")
+    if d_fn is not None:
+        ax2 = ax.twinx()
+        ax2.plot(xs, d_fn(torch.from_numpy(xs)[:, None]), "b--", lw=1.5, label="D(x)")
+        ax2.set_ylim(0, 1), ax2.set_ylabel("D(x)")
+        ax2.legend(loc="upper right", fontsize=8)
+    ax.set_xlabel("x"), ax.set_ylabel("density"), ax.legend(loc="upper left", fontsize=8)
+    ax.set_title(title)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def plot_samples(samples: torch.Tensor, data, d_fn: DFn | None, path: str | Path, title: str = "") -> None:
+    """The right picture for the dataset's kind: a grid for images, a scatter/density plot for toys."""
+    if data.kind == "image":
+        save_grid(data.images(samples), path, nrow=math.ceil(math.sqrt(len(samples))))
+    elif data.dim == 1:
+        plot_toy1d(samples.cpu().numpy(), data.modes.numpy(), data.mode_std, d_fn, path, title)
+    else:
+        plot_toy2d(samples.cpu().numpy(), data.modes.numpy(), d_fn, path, title)

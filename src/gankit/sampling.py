@@ -1,0 +1,93 @@
+"""Using a trained run: load it, draw samples, and the paper's Figures 2 (nearest training image) and 3
+(latent interpolation)."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from gankit import checkpoint, rundir
+from gankit.images import save_grid
+from gankit.noise import sample_noise
+from gankit.train import GAN, build, resolve_device
+
+
+def load_run(run_dir: str | Path, device: str = "auto", split: str = "train") -> GAN:
+    """Rebuild G and D of a run from config.toml and checkpoints/last.pt."""
+    run_dir = Path(run_dir)
+    cfg = rundir.read_config(run_dir)
+    dev = resolve_device(device)
+    from gankit.data import load_dataset
+
+    data = load_dataset(cfg.dataset, split, cfg.data_dir, cfg.subset if split == "train" else None, cfg.pixel_range)
+    gan = build(cfg, data, dev)
+    state = checkpoint.load(run_dir / "checkpoints" / "last.pt", dev)
+    gan.G.load_state_dict(state["G"])
+    gan.D.load_state_dict(state["D"])
+    return gan
+
+
+def _z(gan: GAN, n: int, seed: int) -> torch.Tensor:
+    g = torch.Generator().manual_seed(seed)
+    return sample_noise(n, gan.cfg.z_dim, gan.cfg.noise, "cpu", g).to(gan.device)
+
+
+def save_samples(gan: GAN, out: str | Path, n: int, seed: int = 0) -> torch.Tensor:
+    """n samples to .npy (flat array [n, d]) or .png (a grid for images, a plot for toys)."""
+    from gankit.plots import plot_samples
+
+    x = gan.sample(n, _z(gan, n, seed)).cpu()
+    out = Path(out)
+    if out.suffix == ".npy":
+        np.save(out, x.numpy())
+    else:
+        plot_samples(x, gan.data, lambda t: gan.discriminate(t).cpu().numpy(), out, f"{gan.cfg.dataset} samples")
+    return x
+
+
+def nearest_neighbours(samples: torch.Tensor, train: torch.Tensor, chunk: int = 4096) -> torch.Tensor:
+    """Index of the nearest training image (squared Euclidean distance) for every sample, by matrix products."""
+    s = samples.double()
+    s_sq = (s * s).sum(1, keepdim=True)
+    best_d = torch.full((len(s),), math.inf, dtype=torch.float64, device=s.device)
+    best_i = torch.zeros(len(s), dtype=torch.long, device=s.device)
+    for i in range(0, len(train), chunk):
+        t = train[i:i + chunk].to(s.device).double()
+        d = s_sq - 2 * s @ t.T + (t * t).sum(1)
+        v, j = d.min(1)
+        better = v < best_d
+        best_d = torch.where(better, v, best_d)
+        best_i = torch.where(better, j + i, best_i)
+    return best_i
+
+
+def figure_nearest(gan: GAN, out: str | Path, n: int = 30, seed: int = 0, cols: int = 5) -> None:
+    """Figure 2: rows of `cols` samples; the rightmost column holds the training image nearest to the
+    sample beside it (over the whole train split)."""
+    if gan.data.kind != "image":
+        raise ValueError("--nearest draws images; this run's dataset is not an image dataset")
+    rows = max(1, math.ceil(n / cols))
+    x = gan.sample(rows * cols, _z(gan, rows * cols, seed))
+    last = x.view(rows, cols, -1)[:, -1]
+    nn_idx = nearest_neighbours(last, gan.data.x)
+    nearest = gan.data.x[nn_idx.cpu()].to(x.device)
+    grid = torch.cat([x.view(rows, cols, -1), nearest[:, None]], 1).reshape(rows * (cols + 1), -1)
+    save_grid(gan.data.images(grid.cpu()), out, nrow=cols + 1, scale=3)
+
+
+def interpolate_z(z0: torch.Tensor, z1: torch.Tensor, steps: int) -> torch.Tensor:
+    """Points on the line from z0 to z1, endpoints included: [steps, z_dim]."""
+    t = torch.linspace(0, 1, steps, device=z0.device)[:, None]
+    return (1 - t) * z0 + t * z1
+
+
+def figure_interpolate(gan: GAN, out: str | Path, rows: int = 8, steps: int = 10, seed: int = 0) -> None:
+    """Figure 3: each row decodes a linear interpolation between two random z."""
+    if gan.data.kind != "image":
+        raise ValueError("--interpolate draws images; this run's dataset is not an image dataset")
+    ends = _z(gan, 2 * rows, seed)
+    z = torch.cat([interpolate_z(ends[2 * r], ends[2 * r + 1], steps) for r in range(rows)])
+    save_grid(gan.data.images(gan.sample(len(z), z).cpu()), out, nrow=steps, scale=3)

@@ -1,0 +1,20 @@
+import os
+from pathlib import Path
+
+import pytest
+import torch
+
+os.environ.setdefault("GANKIT_OFFLINE", "1")  # tests never touch the network
+os.environ.setdefault("MPLBACKEND", "Agg")
+torch.set_num_threads(min(2, torch.get_num_threads()))
+
+SHARED_MNIST = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "mnist"
+FASHION_DIR = Path("/usr/share/datasets/fashion-mnist")
+
+
+@pytest.fixture
+def isolated_cache(tmp_path, monkeypatch):
+    """A private, empty cache and no $GANKIT_DATA, so only what a test writes is found."""
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    monkeypatch.delenv("GANKIT_DATA", raising=False)
+    return tmp_path / "cache"

@@ -1,0 +1,95 @@
+import math
+
+import pytest
+from hypothesis import given, settings, strategies as st
+
+from gankit import config as C
+from gankit.config import Config, ConfigError
+
+
+def test_defaults_are_valid_and_round_trip_through_toml(tmp_path):
+    cfg = C.validate(Config())
+    p = tmp_path / "c.toml"
+    p.write_text(C.dumps(cfg))
+    assert C.load(p) == cfg
+
+
+def test_preset_round_trip(tmp_path):
+    cfg = C.from_dict(C.preset("paper-fashion-mnist"))
+    assert (cfg.model, cfg.batch_size, cfg.optimizer, cfg.lr, cfg.z_dim) == ("paper", 100, "sgd", 0.1, 100)
+    p = tmp_path / "c.toml"
+    p.write_text(C.dumps(cfg))
+    assert C.load(p) == cfg
+
+
+@pytest.mark.parametrize("key,value,fragment", [
+    ("dataset", "cifar100", "dataset"),
+    ("loss", "hinge", "loss"),
+    ("model", "resnet", "model"),
+    ("k", 0, "'k'"),
+    ("batch_size", 0, "batch_size"),
+    ("batch_size", -3, "batch_size"),
+    ("lr", -0.1, "'lr'"),
+    ("lr", math.nan, "'lr'"),
+    ("momentum", 1.5, "momentum"),
+    ("k", 1.5, "'k'"),
+    ("k", True, "'k'"),
+    ("dataset", 3, "dataset"),
+    ("steps", 0, "steps"),
+    ("lr_decay", 0.5, "lr_decay"),
+    ("frobnicate", 1, "frobnicate"),
+])
+def test_bad_values_name_the_key(key, value, fragment):
+    with pytest.raises(ConfigError, match=fragment):
+        C.from_dict({key: value})
+
+
+def test_toml_errors(tmp_path):
+    with pytest.raises(ConfigError, match="not found"):
+        C.load(tmp_path / "missing.toml")
+    bad = tmp_path / "bad.toml"
+    bad.write_text("k = = 1\n")
+    with pytest.raises(ConfigError, match="not valid TOML"):
+        C.load(bad)
+    unknown = tmp_path / "unknown.toml"
+    unknown.write_text('datset = "ring8"\n')
+    with pytest.raises(ConfigError, match="datset"):
+        C.load(unknown)
+    table = tmp_path / "table.toml"
+    table.write_text('[model]\nhidden = 3\n')
+    with pytest.raises(ConfigError, match="model"):
+        C.load(table)
+
+
+def test_preset_key_in_toml_expands(tmp_path):
+    p = tmp_path / "c.toml"
+    p.write_text('preset = "paper-mnist"\nbatch_size = 50\n')
+    cfg = C.load(p)
+    assert cfg.model == "paper" and cfg.batch_size == 50
+
+
+def test_total_steps():
+    assert Config(steps=7).total_steps(1000) == 7
+    assert Config(epochs=2.0, batch_size=100, k=2).total_steps(1000) == 10
+    assert Config(steps=None, epochs=None).total_steps(10) == 6000
+
+
+def test_diff_names_keys():
+    assert C.diff(Config(), Config(lr=0.1, k=2)) == ["k", "lr"]
+    assert C.diff(Config(), Config(lr=0.1, k=2), ignore=("lr",)) == ["k"]
+
+
+_values = st.one_of(st.none(), st.booleans(), st.integers(-10, 10**6), st.floats(allow_nan=True),
+                    st.text(max_size=12), st.lists(st.integers(), max_size=2))
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.dictionaries(st.sampled_from(list(C.FIELD_TYPES) + ["bogus", "Dataset"]), _values, max_size=4))
+def test_fuzz_loader_raises_only_config_errors(values):
+    """Any dict of values either gives a valid Config or a ConfigError: nothing else escapes."""
+    try:
+        cfg = C.from_dict(values)
+    except ConfigError as e:
+        assert str(e)
+    else:
+        assert C.validate(cfg) is cfg

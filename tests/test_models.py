@@ -1,0 +1,62 @@
+import math
+
+import torch
+
+from gankit.config import Config
+from gankit.data.registry import Data
+from gankit.models import build_models
+from gankit.models.mlp import MLPDiscriminator, MLPGenerator
+from gankit.models.paper import Maxout, PaperDiscriminator, PaperGenerator, output_bias_from_mean
+from gankit.noise import sample_noise
+
+
+def test_mlp_shapes():
+    G, D = MLPGenerator(2, 3, hidden=16, layers=2), MLPDiscriminator(3, hidden=16, layers=2)
+    x = G(torch.randn(5, 2))
+    assert x.shape == (5, 3)
+    assert D(x).shape == (5,)
+
+
+def test_maxout_takes_max_over_pieces():
+    m = Maxout(2, units=3, pieces=4, irange=0.1)
+    x = torch.randn(7, 2)
+    pre = m.linear(x).view(7, 3, 4)
+    assert torch.equal(m(x), pre.max(-1).values)
+
+
+def test_paper_nets_shapes_init_and_output_bias():
+    torch.manual_seed(0)
+    mean = torch.full((784,), 0.13)
+    G = PaperGenerator(output_bias=output_bias_from_mean(mean))
+    D = PaperDiscriminator()
+    assert [p.shape for p in G.parameters()][::2] == [(1200, 100), (1200, 1200), (784, 1200)]
+    for p in list(G.parameters())[::2]:
+        assert p.abs().max() <= 0.05
+    for name, p in D.named_parameters():
+        if name.endswith("weight"):
+            assert p.abs().max() <= 0.005
+    assert D.net[1].linear.out_features == 240 * 5 and D.net[3].linear.out_features == 240 * 5
+    assert math.isclose(D.net[0].p, 0.2) and math.isclose(D.net[2].p, 0.5) and math.isclose(D.net[4].p, 0.5)
+    # with zero input weights, G outputs exactly the data mean
+    with torch.no_grad():
+        G.net[4].weight.zero_()
+    assert torch.allclose(G(torch.randn(3, 100)), mean.expand(3, 784), atol=1e-6)
+    D.eval()
+    assert D(torch.rand(4, 784)).shape == (4,)
+
+
+def test_build_models_for_images_uses_mean_pixel():
+    x = torch.rand(50, 784) * 0.5
+    data = Data("mnist", x, (1, 28, 28), "image", (0.0, 1.0))
+    G, D = build_models(Config(dataset="mnist", model="paper", z_dim=100), data)
+    assert isinstance(G, PaperGenerator)
+    expected = torch.logit(x.mean(0).clamp(1e-3, 1 - 1e-3))
+    assert torch.allclose(G.net[4].bias, expected, atol=1e-5)
+
+
+def test_noise_distributions():
+    g = torch.Generator().manual_seed(0)
+    u = sample_noise(200_000, 2, "uniform", generator=g)
+    assert u.abs().max() <= math.sqrt(3) and abs(u.var().item() - 1) < 0.01
+    n = sample_noise(200_000, 2, "normal", generator=g)
+    assert abs(n.std().item() - 1) < 0.01

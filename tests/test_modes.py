@@ -1,0 +1,45 @@
+import math
+
+import numpy as np
+import pytest
+
+from gankit.data.toy import toy_modes
+from gankit.metrics.modes import mode_metrics
+
+
+def test_perfect_samples_cover_all_modes():
+    modes, std = toy_modes("grid25")
+    samples = np.repeat(modes.numpy(), 100, axis=0)
+    r = mode_metrics(samples, modes, std)
+    assert r["modes_covered"] == 25 and r["high_quality_fraction"] == 1.0
+    assert r["kl_to_uniform"] == pytest.approx(0.0, abs=1e-12)
+
+
+def test_collapse_to_one_mode():
+    modes, std = toy_modes("ring8")
+    samples = np.tile(modes[:1].numpy(), (1000, 1)) + 0.5 * std
+    r = mode_metrics(samples, modes, std)
+    assert r["modes_covered"] == 1
+    assert r["kl_to_uniform"] == pytest.approx(math.log(8))
+
+
+def test_threshold_and_min_count():
+    modes, std = toy_modes("ring8")
+    good = np.repeat(modes.numpy()[:2], [19, 20], axis=0)  # 19 on mode 0 (not covered), 20 on mode 1
+    far = np.zeros((61, 2))  # the origin is 2 away from every mode: low quality
+    r = mode_metrics(np.concatenate([good, far]), modes, std)
+    assert r["modes_covered"] == 1
+    assert r["high_quality_fraction"] == pytest.approx(39 / 100)
+    # just inside the 3-sigma radius counts; just beyond does not
+    inside = modes.numpy()[:1] + np.array([[2.999 * std, 0.0]])
+    assert mode_metrics(inside, modes, std)["high_quality_fraction"] == 1.0
+    outside = modes.numpy()[:1] + np.array([[3.001 * std, 0.0]])
+    assert mode_metrics(outside, modes, std)["high_quality_fraction"] == 0.0
+
+
+def test_bad_shapes():
+    modes, std = toy_modes("ring8")
+    with pytest.raises(ValueError, match="samples"):
+        mode_metrics(np.zeros((5, 3)), modes, std)
+    with pytest.raises(ValueError):
+        mode_metrics(np.zeros((0, 2)), modes, std)
