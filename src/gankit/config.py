@@ -24,6 +24,7 @@ NOISES = ("normal", "uniform")
 DEVICES = ("auto", "cpu", "cuda")
 PRECISIONS = ("fp32", "bf16")
 PIXEL_RANGES = ("01", "pm1")
+SPLITS = ("train", "valid", "trainval", "test")
 
 
 class ConfigError(ValueError):
@@ -37,6 +38,7 @@ class Config:
     # data
     dataset: str = "ring8"
     data_dir: str | None = None
+    split: str = "train"
     subset: int | None = None
     pixel_range: str = "01"
     # model
@@ -101,7 +103,7 @@ PRESETS["paper-kmnist"] = {**PRESETS["paper-mnist"], "dataset": "kmnist"}
 
 _CHOICES = {
     "model": MODELS, "loss": LOSSES, "update": UPDATES, "optimizer": OPTIMIZERS,
-    "noise": NOISES, "device": DEVICES, "precision": PRECISIONS, "pixel_range": PIXEL_RANGES,
+    "noise": NOISES, "device": DEVICES, "precision": PRECISIONS, "pixel_range": PIXEL_RANGES, "split": SPLITS,
 }
 _POSITIVE = ("z_dim", "hidden", "layers", "k", "batch_size", "log_every", "sample_every",
              "checkpoint_every", "keep_checkpoints", "lr", "lr_min", "momentum_saturate")

@@ -15,14 +15,17 @@ from gankit.noise import sample_noise
 from gankit.train import GAN, build, resolve_device
 
 
-def load_run(run_dir: str | Path, device: str = "auto", split: str = "train") -> GAN:
-    """Rebuild G and D of a run from config.toml and checkpoints/last.pt."""
+def load_run(run_dir: str | Path, device: str = "auto", split: str | None = None) -> GAN:
+    """Rebuild G and D of a run from config.toml and checkpoints/last.pt, with its training data
+    (or another `split`)."""
     run_dir = Path(run_dir)
     cfg = rundir.read_config(run_dir)
     dev = resolve_device(device)
     from gankit.data import load_dataset
 
-    data = load_dataset(cfg.dataset, split, cfg.data_dir, cfg.subset if split == "train" else None, cfg.pixel_range)
+    split = split or cfg.split
+    data = load_dataset(cfg.dataset, split, cfg.data_dir, cfg.subset if split == cfg.split else None,
+                        cfg.pixel_range)
     gan = build(cfg, data, dev)
     state = checkpoint.load(run_dir / "checkpoints" / "last.pt", dev)
     gan.G.load_state_dict(state["G"])

@@ -155,7 +155,7 @@ def build(cfg: Config, data: Data | None = None, device: torch.device | None = N
     """Seed, load the data and make the models on the device."""
     device = device or resolve_device(cfg.device)
     if data is None:
-        data = load_dataset(cfg.dataset, "train", cfg.data_dir, cfg.subset, cfg.pixel_range)
+        data = load_dataset(cfg.dataset, cfg.split, cfg.data_dir, cfg.subset, cfg.pixel_range)
     torch.manual_seed(cfg.seed)
     G, D = build_models(cfg, data)
     return GAN(G.to(device), D.to(device), cfg, data, device)

@@ -1,0 +1,74 @@
+import json
+
+import numpy as np
+import pytest
+
+from gankit import rundir
+from gankit.cli import main, settle_config
+
+TINY = ["--steps", "10", "--hidden", "16", "--layers", "2", "--batch-size", "32", "--log-every", "5",
+        "--no-progress"]
+
+
+def test_train_sample_eval_end_to_end(tmp_path, capsys):
+    run = tmp_path / "run"
+    assert main(["train", "--out", str(run), *TINY]) == 0
+    err = capsys.readouterr().err
+    assert f"run directory {run}" in err
+    assert (run / "checkpoints" / "last.pt").is_file() and (run / "losses.png").is_file()
+
+    assert main(["sample", str(run), "--n", "50", "--out", str(tmp_path / "s.npy")]) == 0
+    s = np.load(tmp_path / "s.npy")
+    assert s.shape == (50, 2) and np.isfinite(s).all()
+    assert main(["sample", str(run), "--n", "50", "--out", str(tmp_path / "s.png")]) == 0
+    assert (tmp_path / "s.png").stat().st_size > 0
+
+    capsys.readouterr()
+    assert main(["eval", str(run), "--metric", "modes", "--json"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert result["n_modes"] == 8 and result["n_samples"] == 2500
+    assert rundir.read_json(run, "eval.json")["modes"] == result
+
+
+def test_config_file_and_flag_precedence(tmp_path):
+    f = tmp_path / "c.toml"
+    f.write_text('dataset = "grid25"\nk = 3\nlr = 0.01\n')
+    cfg = settle_config({"config": str(f), "k": 2})
+    assert (cfg.dataset, cfg.k, cfg.lr) == ("grid25", 2, 0.01)
+    cfg = settle_config({"preset": "paper-mnist", "steps": 5})
+    assert cfg.steps == 5 and cfg.epochs is None and cfg.model == "paper"
+
+
+@pytest.mark.parametrize("flags,fragment", [
+    (["--dataset", "imagenet"], "dataset"),
+    (["--loss", "hinge"], "loss"),
+    (["--model", "vit"], "model"),
+    (["--k", "0"], "'k'"),
+    (["--batch-size", "0"], "batch_size"),
+    (["--lr", "-1"], "'lr'"),
+    (["--steps", "5", "--epochs", "1"], "not both"),
+    (["--preset", "nope"], "preset"),
+    (["--config", "/nonexistent.toml"], "not found"),
+])
+def test_bad_options_exit_2_with_one_line_and_write_nothing(tmp_path, capsys, flags, fragment):
+    run = tmp_path / "run"
+    assert main(["train", "--out", str(run), "--no-progress", *flags]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("gankit: error:") and fragment in err[0]
+    assert not run.exists()
+
+
+def test_sample_errors(tmp_path, capsys):
+    assert main(["sample", str(tmp_path / "nothing"), "--out", str(tmp_path / "x.png")]) == 2
+    assert "not a gankit run directory" in capsys.readouterr().err
+    assert main(["sample", str(tmp_path), "--out", str(tmp_path / "x.jpg")]) == 2
+    assert ".png or .npy" in capsys.readouterr().err
+
+
+def test_resume_from_cli(tmp_path, capsys):
+    run = tmp_path / "run"
+    assert main(["train", "--out", str(run), *TINY]) == 0
+    assert main(["train", "--resume", str(run), "--steps", "15", "--no-progress"]) == 0
+    assert rundir.read_metrics(run)[-1]["step"] == 15
+    assert main(["train", "--out", str(run), *TINY]) == 2
+    assert "already holds a run" in capsys.readouterr().err
