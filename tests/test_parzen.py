@@ -1,0 +1,79 @@
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from gankit.metrics import parzen
+
+
+def test_one_sample_one_point_closed_form():
+    mu, x, s = np.array([[0.0, 1.0, 2.0]]), np.array([[1.0, 1.0, 0.0]]), 0.7
+    expected = -5.0 / (2 * s**2) - 3 * math.log(s * math.sqrt(2 * math.pi))
+    assert parzen.log_likelihood(mu, x, s)[0] == pytest.approx(expected, rel=1e-12)
+
+
+def test_matches_scipy_gaussian_mixture_density():
+    from scipy.stats import multivariate_normal
+
+    rng = np.random.default_rng(0)
+    mu, x, s = rng.normal(size=(7, 3)), rng.normal(size=(5, 3)), 0.9
+    dens = np.mean([multivariate_normal(m, s**2 * np.eye(3)).pdf(x) for m in mu], axis=0)
+    assert np.allclose(parzen.log_likelihood(mu, x, s), np.log(dens), rtol=1e-10)
+
+
+def test_agrees_with_brute_force_across_chunks():
+    rng = np.random.default_rng(1)
+    mu, x = rng.random((300, 50)), rng.random((123, 50))
+    for s in (0.1, 0.3, 1.0):
+        ref = parzen.brute_force_log_likelihood(mu, x, s)
+        got = parzen.log_likelihood(mu, x, s, max_bytes=8 * 2 * 300 * 10)  # chunks of 10 points
+        assert np.allclose(got, ref, rtol=1e-9, atol=0)
+
+
+def test_numpy_and_torch_inputs_agree():
+    rng = np.random.default_rng(2)
+    mu, x = rng.random((40, 8)).astype(np.float32), rng.random((9, 8)).astype(np.float32)
+    a = parzen.log_likelihood(mu, x, 0.2)
+    b = parzen.log_likelihood(torch.from_numpy(mu), torch.from_numpy(x), 0.2)
+    assert a.dtype == np.float64 and np.array_equal(a, b)
+
+
+def test_select_sigma_picks_the_known_best():
+    """Validation data drawn from N(0, s0^2 I) with one kernel at 0: the best width is s0 exactly
+    (the mean log-likelihood -d log s - E||x||^2 / 2s^2 peaks at s^2 = E||x||^2 / d)."""
+    rng = np.random.default_rng(3)
+    d = 20
+    x = rng.normal(size=(20_000, d)) * 0.3
+    x *= 0.3 * math.sqrt(d) / np.sqrt((x**2).sum(1).mean())  # make E||x||^2 = d * 0.09 exactly
+    sigmas = [0.1, 0.2, 0.3, 0.4, 0.5]
+    best, scores = parzen.select_sigma(np.zeros((1, d)), x, sigmas)
+    assert best == 0.3 and int(np.argmax(scores)) == 2
+
+
+def test_protocol_result():
+    rng = np.random.default_rng(4)
+    mu, va, te = rng.random((50, 4)), rng.random((20, 4)), rng.random((30, 4))
+    r = parzen.parzen_protocol(mu, va, te, sigmas=[0.1, 0.2, 0.5])
+    ll = parzen.log_likelihood(mu, te, r["sigma"])
+    assert r["mean"] == pytest.approx(ll.mean()) and r["stderr"] == pytest.approx(ll.std(ddof=0) / math.sqrt(30))
+    assert (r["n_samples"], r["n_valid"], r["n_test"]) == (50, 20, 30)
+    assert r["sigma"] in r["sigmas"] and len(r["valid_scores"]) == 3
+
+
+@pytest.mark.parametrize("mu,x,sigma,fragment", [
+    (np.zeros((5, 3)), np.zeros((2, 4)), 0.1, "dimension mismatch"),
+    (np.zeros((5, 3)), np.zeros((2, 3)), 0.0, "sigma must be > 0"),
+    (np.zeros((5, 3)), np.zeros((2, 3)), -1.0, "sigma must be > 0"),
+    (np.zeros((0, 3)), np.zeros((2, 3)), 0.1, "samples is empty"),
+    (np.zeros((5, 3)), np.zeros((0, 3)), 0.1, "x is empty"),
+    (np.zeros((5, 3, 1)), np.zeros((2, 3)), 0.1, "2-D"),
+    (np.full((5, 3), np.nan), np.zeros((2, 3)), 0.1, "NaN"),
+])
+def test_bad_inputs(mu, x, sigma, fragment):
+    with pytest.raises(ValueError, match=fragment):
+        parzen.log_likelihood(mu, x, sigma)
+
+
+def test_sigma_grid_default_is_the_papers():
+    assert np.allclose(parzen.DEFAULT_SIGMAS, np.logspace(-1, 0, 10))
