@@ -60,6 +60,16 @@ def _parser() -> argparse.ArgumentParser:
     e.add_argument("--seed", type=int, default=0)
     e.add_argument("--json", action="store_true", help="print the result as JSON")
     e.add_argument("--device", default="auto")
+    r = sub.add_parser("reproduce", help="reproduce one of the paper's results")
+    r.add_argument("what", choices=["table1"])
+    r.add_argument("--dataset", default="mnist", choices=["mnist", "fashion-mnist", "kmnist"])
+    r.add_argument("--run", help="a finished run of the paper preset (default: train one now)")
+    r.add_argument("--epochs", type=float, default=None, help="epochs when training (default: the preset's)")
+    r.add_argument("--n-samples", type=int, default=10_000)
+    r.add_argument("--kmeans-k", type=int, default=10_000)
+    r.add_argument("--data-dir", default=None)
+    r.add_argument("--out", default=None, help="directory for table1.md (default: the run directory)")
+    r.add_argument("--no-progress", action="store_true")
     return p
 
 
@@ -148,6 +158,29 @@ def cmd_eval(args: dict) -> int:
     return 0
 
 
+def cmd_reproduce(args: dict) -> int:
+    from gankit import rundir
+    from gankit.reproduce import table1
+    from gankit.train import train
+
+    run = args["run"]
+    if run is None:
+        values = {**config_mod.preset(f"paper-{args['dataset']}"), "data_dir": args["data_dir"]}
+        if args["epochs"] is not None:
+            values["epochs"] = args["epochs"]
+        cfg = config_mod.from_dict(values)
+        run = str(rundir.default_path(cfg))
+        cfg.out = run
+        print(f"gankit: training the paper preset into {run}", file=sys.stderr)
+        train(cfg, run, progress=not args["no_progress"])
+    rows = table1(args["dataset"], run, args["out"], n_samples=args["n_samples"], kmeans_k=args["kmeans_k"],
+                  data_dir=args["data_dir"], progress=not args["no_progress"])
+    for name, r in rows.items():
+        print(f"{name:40s} {r['mean']:8.1f} ± {r['stderr']:.1f}  (sigma {r['sigma']:.3f})")
+    print(f"gankit: wrote {Path(args['out'] or run) / 'table1.md'}", file=sys.stderr)
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     args = vars(_parser().parse_args(argv))
     from gankit.checkpoint import CheckpointError
@@ -156,10 +189,10 @@ def main(argv: list[str] | None = None) -> int:
     from gankit.rundir import RunDirError
     from gankit.train import NonFiniteError
 
-    commands = {"train": cmd_train, "sample": cmd_sample, "eval": cmd_eval}
+    commands = {"train": cmd_train, "sample": cmd_sample, "eval": cmd_eval, "reproduce": cmd_reproduce}
     try:
         return commands[args["command"]](args)
-    except (ConfigError, UsageError, IDXError, DatasetNotFound, RunDirError, CheckpointError) as e:
+    except (ConfigError, UsageError, IDXError, DatasetNotFound, RunDirError, CheckpointError, ValueError) as e:
         print(f"gankit: error: {e}", file=sys.stderr)
         return 2
     except NonFiniteError as e:

@@ -1,0 +1,105 @@
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from gankit.cli import main
+from gankit.data.idx import write_idx
+from gankit.images import make_grid
+from gankit.sampling import interpolate_z, nearest_neighbours
+
+pytestmark = pytest.mark.filterwarnings("ignore:.*no known checksum matches")
+
+
+@pytest.fixture
+def image_dir(tmp_path, isolated_cache):
+    """A small KMNIST-shaped dataset: 60,000 train and 500 test images of blurry blobs."""
+    d = tmp_path / "kmnist"
+    d.mkdir()
+    rng = np.random.default_rng(0)
+    yy, xx = np.mgrid[:28, :28]
+
+    def blobs(n):
+        cy, cx = rng.integers(6, 22, (2, n, 1, 1))
+        return (255 * np.exp(-((yy - cy) ** 2 + (xx - cx) ** 2) / 18.0)).astype(np.uint8)
+
+    write_idx(d / "train-images-idx3-ubyte.gz", blobs(60_000))
+    write_idx(d / "train-labels-idx1-ubyte.gz", rng.integers(0, 10, 60_000, dtype=np.uint8))
+    write_idx(d / "t10k-images-idx3-ubyte.gz", blobs(500))
+    write_idx(d / "t10k-labels-idx1-ubyte.gz", rng.integers(0, 10, 500, dtype=np.uint8))
+    return d
+
+
+def test_make_grid_layout():
+    imgs = torch.zeros(5, 1, 4, 3)
+    imgs[1] = 1.0
+    g = make_grid(imgs, nrow=3, padding=1)
+    assert g.shape == (2 * 5 + 1, 3 * 4 + 1, 1) and g.dtype == np.uint8
+    assert (g[1:5, 5:8] == 255).all() and (g[1:5, 1:4] == 0).all()  # image 1 is white, image 0 black
+    with pytest.raises(ValueError, match="N, C, H, W"):
+        make_grid(torch.zeros(2, 2, 2, 2, 2))
+
+
+def test_nearest_neighbours_match_brute_force():
+    rng = np.random.default_rng(0)
+    s, t = torch.tensor(rng.random((13, 30))), torch.tensor(rng.random((500, 30)))
+    ref = ((s[:, None] - t[None]) ** 2).sum(-1).argmin(1)
+    assert torch.equal(nearest_neighbours(s, t, chunk=64), ref)
+
+
+def test_interpolation_endpoints():
+    z0, z1 = torch.zeros(4), torch.ones(4)
+    z = interpolate_z(z0, z1, 5)
+    assert torch.equal(z[0], z0) and torch.equal(z[-1], z1) and torch.allclose(z[2], torch.full((4,), 0.5))
+
+
+def test_paper_preset_on_images_end_to_end(tmp_path, image_dir, capsys):
+    run = tmp_path / "run"
+    assert main(["train", "--preset", "paper-kmnist", "--data-dir", str(image_dir), "--subset", "400",
+                 "--steps", "6", "--batch-size", "20", "--sample-every", "3", "--log-every", "3",
+                 "--out", str(run), "--no-progress"]) == 0
+    grids = sorted((run / "samples").glob("*.png"))
+    assert [p.name for p in grids] == ["step-00000003.png", "step-00000006.png"]
+    assert Image.open(grids[0]).size == (2 * (10 * 30 + 2),) * 2  # 10 x 10 grid of 28 px + 2 px padding, x2
+    assert main(["sample", str(run), "--nearest", "--n", "10", "--out", str(tmp_path / "fig2.png")]) == 0
+    w, h = Image.open(tmp_path / "fig2.png").size
+    assert (w, h) == (3 * (6 * 30 + 2), 3 * (2 * 30 + 2))  # 2 rows of 5 samples + their nearest image
+    assert main(["sample", str(run), "--interpolate", "--n", "3", "--out", str(tmp_path / "fig3.png")]) == 0
+    assert Image.open(tmp_path / "fig3.png").size == (3 * (10 * 30 + 2), 3 * (3 * 30 + 2))
+    assert main(["sample", str(run), "--n", "7", "--out", str(tmp_path / "s.npy")]) == 0
+    s = np.load(tmp_path / "s.npy")
+    assert s.shape == (7, 784) and s.min() >= 0 and s.max() <= 1
+    capsys.readouterr()
+    assert main(["eval", str(run), "--metric", "parzen", "--n-samples", "300", "--valid-size", "50",
+                 "--sigmas", "0.1,0.2", "--json"]) == 0
+    import json
+    r = json.loads(capsys.readouterr().out)
+    assert r["n_samples"] == 300 and r["n_valid"] == 50 and r["n_test"] == 500 and r["sigma"] in (0.1, 0.2)
+
+
+def test_nearest_on_toy_run_is_a_clear_error(tmp_path, capsys):
+    run = tmp_path / "run"
+    assert main(["train", "--steps", "2", "--hidden", "8", "--out", str(run), "--no-progress"]) == 0
+    assert main(["sample", str(run), "--nearest", "--out", str(tmp_path / "f.png")]) == 2
+    assert "not an image dataset" in capsys.readouterr().err
+
+
+def test_reproduce_table1_on_a_small_run(tmp_path, image_dir, capsys):
+    run = tmp_path / "run"
+    assert main(["train", "--preset", "paper-kmnist", "--data-dir", str(image_dir), "--steps", "3",
+                 "--batch-size", "20", "--out", str(run), "--no-progress"]) == 0
+    assert main(["reproduce", "table1", "--dataset", "kmnist", "--run", str(run), "--n-samples", "200",
+                 "--kmeans-k", "50", "--no-progress"]) == 0
+    table = (run / "table1.md").read_text()
+    assert "| gankit GAN (this run) |" in table and "k-means centroids (k = 50)" in table
+    assert "200 real training images" in table
+
+
+def test_kmeans_finds_separated_clusters():
+    from gankit.reproduce import kmeans
+
+    g = torch.Generator().manual_seed(0)
+    centres = torch.tensor([[0.0, 0.0], [10.0, 0.0], [0.0, 10.0]])
+    x = centres.repeat_interleave(200, 0) + 0.1 * torch.randn(600, 2, generator=g)
+    found = kmeans(x, 3, iters=20, seed=1, progress=False)
+    assert torch.cdist(centres, found).min(1).values.max() < 0.05
