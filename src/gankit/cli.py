@@ -97,8 +97,9 @@ def settle_config(args: dict) -> config_mod.Config:
 
 def cmd_train(args: dict) -> int:
     from gankit import rundir
-    from gankit.train import train
+    from gankit.train import init_distributed, train
 
+    rank, world = init_distributed(args.get("device", "auto"))
     if "resume" in args:
         run_dir = Path(args["resume"])
         saved = rundir.read_config(run_dir)
@@ -109,10 +110,19 @@ def cmd_train(args: dict) -> int:
     else:
         cfg = settle_config(args)
         run_dir = Path(cfg.out) if cfg.out else rundir.default_path(cfg)
+        if world > 1:  # every process must use rank 0's choice
+            import torch.distributed as dist
+
+            chosen = [str(run_dir)]
+            dist.broadcast_object_list(chosen, src=0)
+            run_dir = Path(chosen[0])
         cfg.out = str(run_dir)
-    print(f"gankit: run directory {run_dir}", file=sys.stderr)
+    if rank == 0:
+        print(f"gankit: run directory {run_dir}" + (f" ({world} processes)" if world > 1 else ""), file=sys.stderr)
     summary = train(cfg, run_dir, resume="resume" in args, force=args.get("force", False),
                     progress=not args.get("no_progress", False))
+    if rank != 0:
+        return 0
     if summary["interrupted"]:
         print(f"gankit: stopped at step {summary['step']}; checkpoint saved. Resume with: gankit train --resume "
               f"{run_dir}", file=sys.stderr)

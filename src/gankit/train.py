@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import math
+import os
 import signal
 import time
 from dataclasses import dataclass
@@ -38,11 +39,26 @@ class NonFiniteError(RuntimeError):
 
 
 def resolve_device(name: str) -> torch.device:
+    """'auto' -> CUDA when available; under torchrun each process takes the GPU of its LOCAL_RANK."""
     if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name == "cuda" and not torch.cuda.is_available():
-        raise RuntimeError("device 'cuda' requested but CUDA is not available")
+        name = "cuda" if torch.cuda.is_available() else "cpu"
+    if name == "cuda":
+        if not torch.cuda.is_available():
+            raise ValueError("device 'cuda' requested but CUDA is not available")
+        return torch.device("cuda", int(os.environ.get("LOCAL_RANK", torch.cuda.current_device())))
     return torch.device(name)
+
+
+def init_distributed(device_name: str) -> tuple[int, int]:
+    """Join the process group torchrun describes in the environment (gloo on CPU, NCCL on GPU)."""
+    dist = torch.distributed
+    if int(os.environ.get("WORLD_SIZE", "1")) <= 1 or dist.is_initialized():
+        return (dist.get_rank(), dist.get_world_size()) if dist.is_initialized() else (0, 1)
+    device = resolve_device(device_name)
+    if device.type == "cuda":
+        torch.cuda.set_device(device)
+    dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
+    return dist.get_rank(), dist.get_world_size()
 
 
 class RealBatches:
@@ -162,8 +178,20 @@ def build(cfg: Config, data: Data | None = None, device: torch.device | None = N
 
 
 def train(cfg: Config, run_dir: str | Path, resume: bool = False, force: bool = False, progress: bool = True,
-          data: Data | None = None, rank: int = 0, world: int = 1) -> dict:
-    """Train per `cfg` into `run_dir` (created, or continued when `resume`); returns the summary."""
+          data: Data | None = None) -> dict:
+    """Train per `cfg` into `run_dir` (created, or continued when `resume`); returns the summary.
+
+    Under torch.distributed (e.g. torchrun) every process trains a replica on its own shard of each
+    batch; `cfg.batch_size` is the per-process m.
+    """
+    return fit(cfg, run_dir, resume, force, progress, data)[1]
+
+
+def fit(cfg: Config, run_dir: str | Path, resume: bool = False, force: bool = False, progress: bool = True,
+        data: Data | None = None) -> tuple[GAN, dict]:
+    """`train`, also returning the trained GAN."""
+    dist = torch.distributed
+    rank, world = (dist.get_rank(), dist.get_world_size()) if dist.is_available() and dist.is_initialized() else (0, 1)
     run_dir = Path(run_dir)
     device = resolve_device(cfg.device)
     if resume:
@@ -176,6 +204,12 @@ def train(cfg: Config, run_dir: str | Path, resume: bool = False, force: bool = 
         rundir.create(run_dir, cfg)
     gan = build(cfg, data, device)
     G, D, data = gan.G, gan.D, gan.data
+    if world > 1:  # D and G replicas; the raw modules serve the steps that must not synchronise
+        from torch.nn.parallel import DistributedDataParallel as DDP
+
+        G_sync, D_sync = DDP(G), DDP(D)
+    else:
+        G_sync, D_sync = G, D
     lr_d = cfg.lr_d or cfg.lr
     opt_G = optim.build_optimizer(cfg, G.parameters(), cfg.lr)
     opt_D = optim.build_optimizer(cfg, D.parameters(), lr_d)
@@ -190,6 +224,11 @@ def train(cfg: Config, run_dir: str | Path, resume: bool = False, force: bool = 
     g_params = list(G.parameters())
     z_fixed = fixed_noise(cfg, 2500 if data.kind == "toy" else N_FIXED, device)
     reals_per_step = 1 if cfg.update == "simultaneous" else k
+
+    def noise():
+        """This process's m noise vectors: its shard of the global batch of m * world."""
+        z = sample_noise(m * world, cfg.z_dim, cfg.noise, device)
+        return z if world == 1 else z[rank * m:(rank + 1) * m]
 
     step, elapsed = 0, 0.0
     if resume:
@@ -206,9 +245,9 @@ def train(cfg: Config, run_dir: str | Path, resume: bool = False, force: bool = 
 
     def d_logits(x, fake):
         if concat:
-            logits = D(torch.cat([x, fake.to(x.dtype)]))
+            logits = D_sync(torch.cat([x, fake.to(x.dtype)]))
             return logits[:len(x)], logits[len(x):]
-        return D(x), D(fake)
+        return D_sync(x), D_sync(fake)
 
     def state_dict() -> dict:
         return {"G": G.state_dict(), "D": D.state_dict(), "opt_G": opt_G.state_dict(), "opt_D": opt_D.state_dict(),
@@ -241,7 +280,7 @@ def train(cfg: Config, run_dir: str | Path, resume: bool = False, force: bool = 
             if cfg.update == "alternating":
                 for j in range(k):
                     x = batches(b + j)
-                    z = sample_noise(m, cfg.z_dim, cfg.noise, device)
+                    z = noise()
                     with amp:
                         with torch.no_grad():
                             fake = G(z)
@@ -250,19 +289,19 @@ def train(cfg: Config, run_dir: str | Path, resume: bool = False, force: bool = 
                     opt_D.zero_grad(set_to_none=True)
                     loss_d.backward()
                     opt_D.step()
-                z = sample_noise(m, cfg.z_dim, cfg.noise, device)
+                z = noise()
                 D.requires_grad_(False)  # G's step needs dL/dG only: no gradient buffers for D
                 with amp:
-                    loss_g = g_loss_fn(D(G(z)).float())
+                    loss_g = g_loss_fn(D(G_sync(z)).float())
                 opt_G.zero_grad(set_to_none=True)
                 loss_g.backward()
                 opt_G.step()
                 D.requires_grad_(True)
             else:
                 x = batches(b)
-                z = sample_noise(m, cfg.z_dim, cfg.noise, device)
+                z = noise()
                 with amp:
-                    real_l, fake_l = d_logits(x, G(z))
+                    real_l, fake_l = d_logits(x, G_sync(z))
                     loss_d = losses.discriminator_loss(real_l.float(), fake_l.float())
                     loss_g = g_loss_fn(fake_l.float())
                 opt_D.zero_grad(set_to_none=True)
@@ -308,4 +347,4 @@ def train(cfg: Config, run_dir: str | Path, resume: bool = False, force: bool = 
             summary["modes"] = mode_metrics(gan.sample(2500).cpu(), data.modes, data.mode_std)
         plot_losses(rundir.read_metrics(run_dir), run_dir / "losses.png")
         rundir.write_json(run_dir, "summary.json", summary)
-    return summary
+    return gan, summary
