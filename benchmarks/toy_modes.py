@@ -26,6 +26,7 @@ from gankit.train import train
 def main(argv=None) -> int:
     p = argparse.ArgumentParser()
     p.add_argument("--seeds", type=int, default=10)
+    p.add_argument("--first-seed", type=int, default=0)
     p.add_argument("--datasets", default="ring8,grid25")
     p.add_argument("--threads", type=int, default=0, help="torch threads (0 = torch's default)")
     p.add_argument("overrides", nargs="*", help="config overrides key=value")
@@ -42,7 +43,7 @@ def main(argv=None) -> int:
     results = {}
     for name in args.datasets.split(","):
         rows = []
-        for seed in range(args.seeds):
+        for seed in range(args.first_seed, args.first_seed + args.seeds):
             cfg = config_mod.from_dict({**overrides, "dataset": name, "seed": seed, "sample_every": 10**9,
                                         "checkpoint_every": 10**9})
             with tempfile.TemporaryDirectory() as tmp:
@@ -63,7 +64,7 @@ def main(argv=None) -> int:
         results[name] = rows
     out = Path(__file__).parent / "results"
     out.mkdir(exist_ok=True)
-    (out / "toy_modes.json").write_text(json.dumps({"overrides": overrides, "results": results}, indent=2))
+    (out / f"toy_modes_{'_'.join(args.datasets.split(','))}.json").write_text(json.dumps({"overrides": overrides, "results": results}, indent=2))
     return 0
 
 
