@@ -70,6 +70,13 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("--data-dir", default=None)
     r.add_argument("--out", default=None, help="directory for table1.md (default: the run directory)")
     r.add_argument("--no-progress", action="store_true")
+
+    th = sub.add_parser("theory", help="the paper's propositions, computed and drawn")
+    th.add_argument("what", choices=["check", "figure1"])
+    th.add_argument("--json", action="store_true")
+    th.add_argument("--out", default="fig1.png", help="figure1: output PNG")
+    th.add_argument("--run-dir", default=None, help="figure1: where to keep the 1-D run (default: next to --out)")
+    th.add_argument("--no-train", action="store_true", help="check: skip training discriminators")
     return p
 
 
@@ -191,6 +198,31 @@ def cmd_reproduce(args: dict) -> int:
     return 0
 
 
+def cmd_theory(args: dict) -> int:
+    from gankit import theory
+
+    if args["what"] == "check":
+        rows = theory.check(train_d=not args["no_train"])
+        if args["json"]:
+            print(json.dumps(rows, indent=2))
+            return 0
+        print(f"{'pair':26s} {'C(G)':>10s} {'-log4+2JSD':>11s} {'|error|':>9s} {'mean|D-D*|':>11s} {'max|D-D*|':>10s} "
+              f"{'MAE log ratio':>14s}")
+        for r in rows:
+            extra = (f" {r['D_vs_Dstar_mean']:11.4f} {r['D_vs_Dstar_max']:10.4f} {r['log_ratio_mae']:14.4f}"
+                     if "D_vs_Dstar_mean" in r else "")
+            print(f"{r['pair']:26s} {r['C(G)']:10.6f} {r['-log4+2JSD']:11.6f} {r['identity_error']:9.1e}{extra}")
+        return 0
+    out = Path(args["out"])
+    run_dir = Path(args["run_dir"]) if args["run_dir"] else out.with_suffix("").with_name(out.stem + "-run")
+    panels = theory.figure1(out, run_dir)
+    for pnl in panels:
+        print(f"step {pnl['step']:5d}: mean |D - 1/2| {pnl['mean_abs_D_minus_half']:.3f}, "
+              f"G(z) mean {pnl['g_mean']:.3f} std {pnl['g_std']:.3f} (data: 2.0, 0.5)")
+    print(f"gankit: wrote {out}", file=sys.stderr)
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     args = vars(_parser().parse_args(argv))
     from gankit.checkpoint import CheckpointError
@@ -199,7 +231,8 @@ def main(argv: list[str] | None = None) -> int:
     from gankit.rundir import RunDirError
     from gankit.train import NonFiniteError
 
-    commands = {"train": cmd_train, "sample": cmd_sample, "eval": cmd_eval, "reproduce": cmd_reproduce}
+    commands = {"train": cmd_train, "sample": cmd_sample, "eval": cmd_eval, "reproduce": cmd_reproduce,
+                "theory": cmd_theory}
     try:
         return commands[args["command"]](args)
     except (ConfigError, UsageError, IDXError, DatasetNotFound, RunDirError, CheckpointError, ValueError) as e:
