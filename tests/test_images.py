@@ -56,10 +56,10 @@ def test_interpolation_endpoints():
 def test_paper_preset_on_images_end_to_end(tmp_path, image_dir, capsys):
     run = tmp_path / "run"
     assert main(["train", "--preset", "paper-kmnist", "--data-dir", str(image_dir), "--subset", "400",
-                 "--steps", "6", "--batch-size", "20", "--sample-every", "3", "--log-every", "3",
+                 "--steps", "45", "--batch-size", "20", "--log-every", "3",
                  "--out", str(run), "--no-progress"]) == 0
-    grids = sorted((run / "samples").glob("*.png"))
-    assert [p.name for p in grids] == ["step-00000003.png", "step-00000006.png"]
+    grids = sorted((run / "samples").glob("*.png"))  # one per epoch of 20 steps, and the last step
+    assert [p.name for p in grids] == ["step-00000020.png", "step-00000040.png", "step-00000045.png"]
     assert Image.open(grids[0]).size == (2 * (10 * 30 + 2),) * 2  # 10 x 10 grid of 28 px + 2 px padding, x2
     assert main(["sample", str(run), "--nearest", "--n", "10", "--out", str(tmp_path / "fig2.png")]) == 0
     w, h = Image.open(tmp_path / "fig2.png").size
@@ -103,3 +103,22 @@ def test_kmeans_finds_separated_clusters():
     x = centres.repeat_interleave(200, 0) + 0.1 * torch.randn(600, 2, generator=g)
     found = kmeans(x, 3, iters=20, seed=1, progress=False)
     assert torch.cdist(centres, found).min(1).values.max() < 0.05
+
+
+from conftest import FASHION_DIR, SHARED_MNIST  # noqa: E402
+
+
+@pytest.mark.skipif(not SHARED_MNIST.is_dir(), reason="../shared/data/mnist not present")
+def test_train_on_the_mnist_test_images_as_a_stand_in(tmp_path, isolated_cache):
+    run = tmp_path / "run"
+    assert main(["train", "--preset", "paper-mnist", "--data-dir", str(SHARED_MNIST), "--split", "test",
+                 "--steps", "3", "--out", str(run), "--no-progress"]) == 0
+    assert (run / "samples" / "step-00000003.png").is_file()
+
+
+@pytest.mark.skipif(not FASHION_DIR.is_dir(), reason="Debian package dataset-fashion-mnist not installed")
+def test_train_on_full_fashion_mnist(tmp_path, isolated_cache):
+    run = tmp_path / "run"
+    assert main(["train", "--preset", "paper-fashion-mnist", "--split", "trainval", "--steps", "3",
+                 "--out", str(run), "--no-progress"]) == 0
+    assert main(["sample", str(run), "--nearest", "--n", "5", "--out", str(tmp_path / "fig2.png")]) == 0

@@ -68,12 +68,17 @@ def test_minimax_and_sgd_paper_schedule_run(tmp_path):
     assert 0.5 <= group["momentum"] < 0.7
 
 
-def test_resume_is_bit_identical(tmp_path):
-    train(tiny(steps=4, log_every=1), tmp_path / "full", progress=False)
-    train(tiny(steps=2, log_every=1), tmp_path / "split", progress=False)
-    train(tiny(steps=4, log_every=1), tmp_path / "split", resume=True, progress=False)
+@pytest.mark.parametrize("ema", [0.0, 0.9])
+def test_resume_is_bit_identical(tmp_path, ema):
+    train(tiny(steps=4, log_every=1, ema=ema), tmp_path / "full", progress=False)
+    train(tiny(steps=2, log_every=1, ema=ema), tmp_path / "split", progress=False)
+    train(tiny(steps=4, log_every=1, ema=ema), tmp_path / "split", resume=True, progress=False)
     pa, pb = params(tmp_path / "full"), params(tmp_path / "split")
     assert all(torch.equal(pa[k], pb[k]) for k in pa)
+    if ema:
+        ea = checkpoint.load(tmp_path / "full" / "checkpoints" / "last.pt")["G_ema"]
+        eb = checkpoint.load(tmp_path / "split" / "checkpoints" / "last.pt")["G_ema"]
+        assert all(torch.equal(ea[k], eb[k]) for k in ea)
     assert metrics(tmp_path / "full") == metrics(tmp_path / "split")
 
 
@@ -110,3 +115,22 @@ def test_real_batches_cover_each_epoch_once_and_shard_disjointly():
     for b in range(5):
         both = torch.cat([r0(b), r1(b)])
         assert torch.equal(both, single(b))  # the two shards together are the single-process batch
+
+
+def test_ema_average_follows_its_definition():
+    from gankit.train import update_ema
+
+    G, G_ema = torch.nn.Linear(2, 2), torch.nn.Linear(2, 2)
+    before = [p.clone() for p in G_ema.parameters()]
+    update_ema(G_ema, G, 0.75)
+    for pe, p0, p in zip(G_ema.parameters(), before, G.parameters()):
+        assert torch.allclose(pe, 0.75 * p0 + 0.25 * p)
+
+
+def test_sampling_uses_the_averaged_generator(tmp_path):
+    from gankit.train import fit
+
+    gan, _ = fit(tiny(steps=5, ema=0.5), tmp_path / "r", progress=False)
+    z = torch.randn(4, 2)
+    assert torch.equal(gan.sample(4, z), gan.G_ema(z))
+    assert not torch.equal(gan.sample(4, z), gan.G(z))

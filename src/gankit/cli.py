@@ -18,7 +18,7 @@ from gankit.config import ConfigError
 TRAIN_FLAGS = {
     "dataset": str, "model": str, "loss": str, "update": str, "k": int, "batch_size": int, "steps": int,
     "epochs": float, "optimizer": str, "lr": float, "lr_d": float, "momentum": float, "final_momentum": float,
-    "lr_decay": float, "z_dim": int, "noise": str, "hidden": int, "layers": int, "seed": int, "device": str,
+    "lr_decay": float, "ema": float, "z_dim": int, "noise": str, "hidden": int, "layers": int, "seed": int, "device": str,
     "precision": str, "data_dir": str, "split": str, "subset": int, "pixel_range": str, "log_every": int, "sample_every": int,
     "checkpoint_every": int, "keep_checkpoints": int,
 }

@@ -64,13 +64,14 @@ class Config:
     lr_decay: float = 1.0
     lr_min: float = 1e-6
     beta2: float = 0.999
+    ema: float = 0.0  # decay of an exponential moving average of G's weights used for sampling; 0 = off
     # execution
     seed: int = 0
     device: str = "auto"
     precision: str = "fp32"
     out: str | None = None
     log_every: int = 100
-    sample_every: int = 1000
+    sample_every: int = 1000  # steps between sample pictures; 0 = at the end of every epoch
     checkpoint_every: int = 1000
     keep_checkpoints: int = 1
 
@@ -95,7 +96,7 @@ PRESETS: dict[str, dict] = {
         dataset="mnist", model="paper", z_dim=100, noise="uniform", loss="nonsaturating",
         k=1, batch_size=100, optimizer="sgd", lr=0.1, momentum=0.5, final_momentum=0.7,
         momentum_saturate=250.0, lr_decay=1.000004, lr_min=1e-6, pixel_range="01",
-        epochs=5.0, log_every=100, sample_every=500, checkpoint_every=500,
+        epochs=5.0, log_every=100, sample_every=0, checkpoint_every=500,
     ),
 }
 PRESETS["paper-fashion-mnist"] = {**PRESETS["paper-mnist"], "dataset": "fashion-mnist"}
@@ -105,7 +106,7 @@ _CHOICES = {
     "model": MODELS, "loss": LOSSES, "update": UPDATES, "optimizer": OPTIMIZERS,
     "noise": NOISES, "device": DEVICES, "precision": PRECISIONS, "pixel_range": PIXEL_RANGES, "split": SPLITS,
 }
-_POSITIVE = ("z_dim", "hidden", "layers", "k", "batch_size", "log_every", "sample_every",
+_POSITIVE = ("z_dim", "hidden", "layers", "k", "batch_size", "log_every",
              "checkpoint_every", "keep_checkpoints", "lr", "lr_min", "momentum_saturate")
 
 
@@ -156,6 +157,8 @@ def validate(cfg: Config) -> Config:
         v = getattr(cfg, key)
         if not (v > 0) or (isinstance(v, float) and not math.isfinite(v)):
             raise ConfigError(f"config key '{key}' must be > 0, got {v!r}")
+    if cfg.sample_every < 0:
+        raise ConfigError(f"config key 'sample_every' must be >= 0 (0 = every epoch), got {cfg.sample_every!r}")
     for key in ("steps", "subset"):
         v = getattr(cfg, key)
         if v is not None and v < 1:
@@ -168,6 +171,8 @@ def validate(cfg: Config) -> Config:
         v = getattr(cfg, key)
         if not 0 <= v < 1:
             raise ConfigError(f"config key '{key}' must be in [0, 1), got {v!r}")
+    if not 0 <= cfg.ema < 1:
+        raise ConfigError(f"config key 'ema' must be in [0, 1), got {cfg.ema!r}")
     if not 0 <= cfg.beta2 < 1:
         raise ConfigError(f"config key 'beta2' must be in [0, 1), got {cfg.beta2!r}")
     if not (cfg.lr_decay >= 1 and math.isfinite(cfg.lr_decay)):

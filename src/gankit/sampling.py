@@ -29,6 +29,8 @@ def load_run(run_dir: str | Path, device: str = "auto", split: str | None = None
     gan = build(cfg, data, dev)
     state = checkpoint.load(run_dir / "checkpoints" / "last.pt", dev)
     gan.G.load_state_dict(state["G"])
+    if gan.G_ema is not None:
+        gan.G_ema.load_state_dict(state["G_ema"])
     gan.D.load_state_dict(state["D"])
     return gan
 

@@ -12,6 +12,7 @@ the data order from (seed, epoch), so a run is reproducible and resumes bit-exac
 from __future__ import annotations
 
 import contextlib
+import copy
 import math
 import os
 import signal
@@ -96,15 +97,17 @@ class GAN:
     cfg: Config
     data: Data
     device: torch.device
+    G_ema: torch.nn.Module | None = None  # moving average of G's weights, when cfg.ema > 0
 
     @torch.no_grad()
     def sample(self, n: int, z: torch.Tensor | None = None, batch: int = 10_000) -> torch.Tensor:
-        """n samples G(z) (eval mode), z ~ p_z unless given."""
-        self.G.eval()
+        """n samples G(z) (eval mode; from the averaged G when there is one), z ~ p_z unless given."""
+        G = self.G_ema if self.G_ema is not None else self.G
+        G.eval()
         if z is None:
             z = sample_noise(n, self.cfg.z_dim, self.cfg.noise, self.device)
-        out = torch.cat([self.G(z[i:i + batch].to(self.device)).float() for i in range(0, len(z), batch)])
-        self.G.train()
+        out = torch.cat([G(z[i:i + batch].to(self.device)).float() for i in range(0, len(z), batch)])
+        G.train()
         return out
 
     @torch.no_grad()
@@ -114,6 +117,15 @@ class GAN:
         out = torch.sigmoid(self.D(x.to(self.device).float()))
         self.D.train()
         return out
+
+
+@torch.no_grad()
+def update_ema(G_ema: torch.nn.Module, G: torch.nn.Module, decay: float) -> None:
+    """theta_ema <- decay * theta_ema + (1 - decay) * theta; buffers are copied."""
+    for pe, p in zip(G_ema.parameters(), G.parameters()):
+        pe.lerp_(p, 1.0 - decay)
+    for be, b in zip(G_ema.buffers(), G.buffers()):
+        be.copy_(b)
 
 
 def fixed_noise(cfg: Config, n: int, device: torch.device) -> torch.Tensor:
@@ -174,7 +186,8 @@ def build(cfg: Config, data: Data | None = None, device: torch.device | None = N
         data = load_dataset(cfg.dataset, cfg.split, cfg.data_dir, cfg.subset, cfg.pixel_range)
     torch.manual_seed(cfg.seed)
     G, D = build_models(cfg, data)
-    return GAN(G.to(device), D.to(device), cfg, data, device)
+    G_ema = copy.deepcopy(G).requires_grad_(False).to(device) if cfg.ema > 0 else None
+    return GAN(G.to(device), D.to(device), cfg, data, device, G_ema)
 
 
 def train(cfg: Config, run_dir: str | Path, resume: bool = False, force: bool = False, progress: bool = True,
@@ -234,6 +247,8 @@ def fit(cfg: Config, run_dir: str | Path, resume: bool = False, force: bool = Fa
     if resume:
         state = checkpoint.load(run_dir / "checkpoints" / "last.pt", device)
         G.load_state_dict(state["G"]), D.load_state_dict(state["D"])
+        if gan.G_ema is not None:
+            gan.G_ema.load_state_dict(state["G_ema"])
         opt_G.load_state_dict(state["opt_G"]), opt_D.load_state_dict(state["opt_D"])
         step, elapsed = int(state["step"]), float(state.get("seconds", 0.0))
         _set_rng_state(state["rng"], device)
@@ -252,7 +267,7 @@ def fit(cfg: Config, run_dir: str | Path, resume: bool = False, force: bool = Fa
     def state_dict() -> dict:
         return {"G": G.state_dict(), "D": D.state_dict(), "opt_G": opt_G.state_dict(), "opt_D": opt_D.state_dict(),
                 "step": step, "seconds": elapsed + time.perf_counter() - t0, "rng": _rng_state(device),
-                "config": cfg.to_dict()}
+                "config": cfg.to_dict(), **({"G_ema": gan.G_ema.state_dict()} if gan.G_ema is not None else {})}
 
     def save():
         _check_finite(step, {}, {"G": G, "D": D})
@@ -310,6 +325,8 @@ def fit(cfg: Config, run_dir: str | Path, resume: bool = False, force: bool = Fa
                 torch.autograd.backward(loss_g, inputs=g_params)
                 opt_D.step()
                 opt_G.step()
+            if gan.G_ema is not None:
+                update_ema(gan.G_ema, G, min(cfg.ema, (1 + step) / (10 + step)))
             with torch.no_grad():
                 acc += torch.stack([loss_d.detach(), loss_g.detach(), torch.sigmoid(real_l.detach().float()).mean(),
                                     torch.sigmoid(fake_l.detach().float()).mean(), -loss_d.detach()])
@@ -332,7 +349,11 @@ def fit(cfg: Config, run_dir: str | Path, resume: bool = False, force: bool = Fa
                                  "D(x)": f"{values['d_real']:.2f}", "D(G(z))": f"{values['d_fake']:.2f}"})
                 acc.zero_()
                 n_acc = 0
-            if rank == 0 and (step % cfg.sample_every == 0 or step == total):
+            if cfg.sample_every:
+                picture_due = step % cfg.sample_every == 0
+            else:  # at each epoch boundary
+                picture_due = (step * reals_per_step) // batches.per_epoch > ((step - 1) * reals_per_step) // batches.per_epoch
+            if rank == 0 and (picture_due or step == total):
                 pictures()
             if rank == 0 and (step % cfg.checkpoint_every == 0 or step == total or stop.signum):
                 save()
