@@ -16,7 +16,7 @@ from pathlib import Path
 
 DATASETS_TOY = ("gaussian1d", "ring8", "grid25")
 DATASETS_IMAGE = ("mnist", "fashion-mnist", "kmnist")
-MODELS = ("mlp", "paper")
+MODELS = ("mlp", "bn-mlp", "paper")
 LOSSES = ("nonsaturating", "minimax")
 UPDATES = ("alternating", "simultaneous")
 OPTIMIZERS = ("adam", "sgd")

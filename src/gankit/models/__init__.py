@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from gankit.models.mlp import MLPDiscriminator, MLPGenerator
+from gankit.models.mlp import BNMLPGenerator, MLPDiscriminator, MLPGenerator, TutorialDiscriminator
 from gankit.models.paper import PaperDiscriminator, PaperGenerator, output_bias_from_mean
 
 __all__ = ["MLPGenerator", "MLPDiscriminator", "PaperGenerator", "PaperDiscriminator", "build_models"]
@@ -23,12 +23,14 @@ def build_models(cfg, data) -> tuple[nn.Module, nn.Module]:
     if cfg.model == "mlp":
         return (MLPGenerator(cfg.z_dim, data.dim, cfg.hidden, cfg.layers, output),
                 MLPDiscriminator(data.dim, cfg.hidden, cfg.layers))
+    if cfg.model == "bn-mlp":
+        return BNMLPGenerator(cfg.z_dim, data.dim, output), TutorialDiscriminator(data.dim)
     if cfg.model == "paper":
         if data.kind != "image":
             raise ValueError(f"the paper nets are for images, not dataset '{data.name}'")
         bias = output_bias_from_mean(data.x.mean(0), output)
         return PaperGenerator(cfg.z_dim, data.dim, output_bias=bias, output=output), PaperDiscriminator(data.dim)
-    raise ValueError(f"unknown model '{cfg.model}' (choose from mlp, paper)")
+    raise ValueError(f"unknown model '{cfg.model}' (choose from mlp, bn-mlp, paper)")
 
 
 def has_batchnorm(module: nn.Module) -> bool:

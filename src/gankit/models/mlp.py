@@ -32,3 +32,31 @@ class MLPDiscriminator(nn.Sequential):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return super().forward(x).squeeze(-1)
+
+
+class BNMLPGenerator(nn.Sequential):
+    """The MLP generator common in tutorials: z -> 128 -> 256 -> 512 -> 1024 -> x_dim, LeakyReLU 0.2 and
+    BatchNorm after every hidden layer but the first, tanh (or `output`) at the end."""
+
+    def __init__(self, z_dim: int = 100, x_dim: int = 784, output: str = "tanh"):
+        mods: list[nn.Module] = []
+        d = z_dim
+        for i, width in enumerate((128, 256, 512, 1024)):
+            mods.append(nn.Linear(d, width))
+            if i > 0:
+                mods.append(nn.BatchNorm1d(width))
+            mods.append(nn.LeakyReLU(0.2))
+            d = width
+        super().__init__(*mods, nn.Linear(d, x_dim), OUTPUTS[output]())
+        self.z_dim = z_dim
+
+
+class TutorialDiscriminator(nn.Sequential):
+    """The matching tutorial discriminator: x_dim -> 512 -> 256 -> 1 logit with LeakyReLU 0.2."""
+
+    def __init__(self, x_dim: int = 784):
+        super().__init__(nn.Linear(x_dim, 512), nn.LeakyReLU(0.2), nn.Linear(512, 256), nn.LeakyReLU(0.2),
+                         nn.Linear(256, 1))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return super().forward(x).squeeze(-1)
