@@ -60,3 +60,16 @@ def test_noise_distributions():
     assert u.abs().max() <= math.sqrt(3) and abs(u.var().item() - 1) < 0.01
     n = sample_noise(200_000, 2, "normal", generator=g)
     assert abs(n.std().item() - 1) < 0.01
+
+
+def test_tutorial_mlp_shapes_and_batchnorm():
+    from gankit.models import has_batchnorm
+    from gankit.models.mlp import BNMLPGenerator, TutorialDiscriminator
+
+    G, D = BNMLPGenerator(), TutorialDiscriminator()
+    x = G(torch.randn(8, 100))
+    assert x.shape == (8, 784) and x.abs().max() <= 1
+    assert D(x).shape == (8,)
+    assert has_batchnorm(G) and not has_batchnorm(D)
+    widths = [m.out_features for m in G.modules() if isinstance(m, torch.nn.Linear)]
+    assert widths == [128, 256, 512, 1024, 784]
