@@ -72,10 +72,12 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("--no-progress", action="store_true")
 
     th = sub.add_parser("theory", help="the paper's propositions, computed and drawn")
-    th.add_argument("what", choices=["check", "figure1"])
+    th.add_argument("what", choices=["check", "figure1", "vanishing", "helvetica", "drs"])
+    th.add_argument("--dataset", default="ring8", choices=["ring8", "grid25"])
+    th.add_argument("--seed", type=int, default=0)
     th.add_argument("--json", action="store_true")
-    th.add_argument("--out", default="fig1.png", help="figure1: output PNG")
-    th.add_argument("--run-dir", default=None, help="figure1: where to keep the 1-D run (default: next to --out)")
+    th.add_argument("--out", default=None, help="output PNG (default: <what>.png)")
+    th.add_argument("--run-dir", default=None, help="where to keep the run it trains (default: next to --out)")
     th.add_argument("--no-train", action="store_true", help="check: skip training discriminators")
     return p
 
@@ -213,12 +215,34 @@ def cmd_theory(args: dict) -> int:
                      if "D_vs_Dstar_mean" in r else "")
             print(f"{r['pair']:26s} {r['C(G)']:10.6f} {r['-log4+2JSD']:11.6f} {r['identity_error']:9.1e}{extra}")
         return 0
-    out = Path(args["out"])
-    run_dir = Path(args["run_dir"]) if args["run_dir"] else out.with_suffix("").with_name(out.stem + "-run")
-    panels = theory.figure1(out, run_dir)
-    for pnl in panels:
-        print(f"step {pnl['step']:5d}: mean |D - 1/2| {pnl['mean_abs_D_minus_half']:.3f}, "
-              f"G(z) mean {pnl['g_mean']:.3f} std {pnl['g_std']:.3f} (data: 2.0, 0.5)")
+    from gankit import failures
+
+    out = Path(args["out"] or f"{args['what']}.png")
+    run_dir = Path(args["run_dir"]) if args["run_dir"] else out.with_name(out.stem + "-run")
+    progress = not args["json"]
+    if args["what"] == "figure1":
+        result = theory.figure1(out, run_dir)
+        lines = [f"step {p['step']:5d}: mean |D - 1/2| {p['mean_abs_D_minus_half']:.3f}, G(z) mean {p['g_mean']:.3f} "
+                 f"std {p['g_std']:.3f} (data: 2.0, 0.5)" for p in result]
+    elif args["what"] == "vanishing":
+        result = failures.run_vanishing(out, args["dataset"], seed=args["seed"])
+        lines = [f"{'step':>4s} {'|grad| minimax':>15s} {'D(G(z))':>8s} {'|grad| non-sat.':>16s} {'D(G(z))':>8s}"]
+        lines += [f"{r['step']:4d} {r['minimax: |grad| minimax']:15.4g} {r['minimax: D(G(z))']:8.4f} "
+                  f"{r['nonsaturating: |grad| nonsaturating']:16.4g} {r['nonsaturating: D(G(z))']:8.4f}"
+                  for r in result if r["step"] in (0, 1, 2, 5, 10, 20, 30, 40, 59)]
+    elif args["what"] == "helvetica":
+        result = failures.run_helvetica(out, run_dir, args["dataset"], seed=args["seed"], progress=progress)
+        lines = [f"G step {r['step']:5d} (D frozen): modes covered {r['modes_covered']:2d}, high quality "
+                 f"{r['high_quality']:.1%}, diversity {r['diversity']:.3f}" for r in result]
+    else:
+        result = failures.run_rejection(out, run_dir, args["dataset"], seed=args["seed"], progress=progress)
+        lines = [f"{name:26s} modes {r['modes_covered']}/{r['n_modes']}, high quality {r['high_quality_fraction']:.1%}, "
+                 f"KL to uniform {r['kl_to_uniform']:.3f}" for name, r in result.items() if isinstance(r, dict)]
+        lines.append(f"acceptance rate {result['acceptance_rate']:.1%} (gamma {result['gamma']:.3f})")
+    if args["json"]:
+        print(json.dumps(result, indent=2))
+    else:
+        print("\n".join(lines))
     print(f"gankit: wrote {out}", file=sys.stderr)
     return 0
 

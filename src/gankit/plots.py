@@ -89,3 +89,62 @@ def plot_samples(samples: torch.Tensor, data, d_fn: DFn | None, path: str | Path
         plot_toy1d(samples.cpu().numpy(), data.modes.numpy(), data.mode_std, d_fn, path, title)
     else:
         plot_toy2d(samples.cpu().numpy(), data.modes.numpy(), d_fn, path, title)
+
+
+def plot_vanishing(rows: list[dict], path: str | Path) -> None:
+    """Generator gradient norm and mean D(G(z)) over G steps, for G trained with each loss."""
+    steps = [r["step"] for r in rows]
+    fig, (a, b) = plt.subplots(1, 2, figsize=(10, 3.6))
+    for loss, style in (("minimax", "r-"), ("nonsaturating", "b-")):
+        a.semilogy(steps, [r[f"{loss}: |grad| {loss}"] for r in rows], style, label=f"{loss} loss")
+        b.plot(steps, [r[f"{loss}: D(G(z))"] for r in rows], style, label=f"G trained with {loss}")
+    a.set_xlabel("generator step (SGD)"), a.set_ylabel("||dL_G / d theta_G||"), a.legend()
+    a.set_title("gradient reaching G when D rejects its samples")
+    b.set_xlabel("generator step (SGD)"), b.set_ylabel("mean D(G(z))"), b.set_ylim(0, 1), b.legend()
+    b.set_title("progress of G")
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def plot_helvetica(rows: list[dict], before: np.ndarray, after: np.ndarray, modes: np.ndarray | None,
+                   path: str | Path) -> None:
+    """Mode coverage / diversity while G trains against a frozen D, with samples before and after."""
+    fig, axes = plt.subplots(1, 3, figsize=(14, 4))
+    steps = [r["step"] for r in rows]
+    key = "modes_covered" if "modes_covered" in rows[0] else "diversity"
+    axes[0].plot(steps, [r[key] for r in rows], "k.-")
+    axes[0].set_xlabel("generator steps with D frozen"), axes[0].set_ylabel(key.replace("_", " "))
+    axes[0].set_title("the Helvetica scenario")
+    for ax, x, title in ((axes[1], before, "before"), (axes[2], after, "after")):
+        ax.scatter(x[:, 0], x[:, 1], s=2, c="k", alpha=0.4)
+        if modes is not None:
+            ax.scatter(modes[:, 0], modes[:, 1], marker="x", c="lime", s=40)
+        ax.set_aspect("equal"), ax.set_title(f"samples {title}")
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def plot_rejection(plain: np.ndarray, kept: np.ndarray, modes: np.ndarray, path: str | Path, stats: dict) -> None:
+    """Samples of G and the ones discriminator rejection sampling keeps."""
+    fig, axes = plt.subplots(1, 2, figsize=(10, 4.8))
+    for ax, x, title in ((axes[0], plain, "G(z)"), (axes[1], kept, "after rejection sampling")):
+        ax.scatter(x[:, 0], x[:, 1], s=2, c="k", alpha=0.4)
+        ax.scatter(modes[:, 0], modes[:, 1], marker="x", c="lime", s=40)
+        s = stats[title]
+        ax.set_title(f"{title}: {s['modes_covered']}/{s['n_modes']} modes, {s['high_quality_fraction']:.1%} high quality")
+        ax.set_aspect("equal")
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def plot_density_ratio(xs: np.ndarray, estimated: np.ndarray, exact: np.ndarray, path: str | Path) -> None:
+    fig, ax = plt.subplots(figsize=(7, 3.6))
+    ax.plot(xs, exact, "k:", lw=2, label="log p_data/p_g (exact)")
+    ax.plot(xs, estimated, "b-", lw=1.5, label="logit D(x) = log D/(1-D)")
+    ax.set_xlabel("x"), ax.set_ylabel("log density ratio"), ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)

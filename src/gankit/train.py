@@ -26,6 +26,7 @@ from tqdm.auto import tqdm
 from gankit import checkpoint, losses, optim, rundir
 from gankit.config import Config, diff
 from gankit.data import Data, load_dataset
+from gankit.metrics.collapse import CollapseMonitor
 from gankit.metrics.modes import mode_metrics
 from gankit.models import build_models, has_batchnorm
 from gankit.noise import sample_noise
@@ -276,9 +277,16 @@ def fit(cfg: Config, run_dir: str | Path, resume: bool = False, force: bool = Fa
     def d_fn(x):
         return gan.discriminate(x).cpu().numpy()
 
+    monitor = CollapseMonitor(data)
+    warnings_seen: list[str] = []
+
     def pictures():
-        plot_samples(gan.sample(len(z_fixed), z_fixed).cpu(), data, d_fn,
-                     run_dir / "samples" / f"step-{step:08d}.png", f"{cfg.dataset}, step {step}")
+        x = gan.sample(len(z_fixed), z_fixed).cpu()
+        plot_samples(x, data, d_fn, run_dir / "samples" / f"step-{step:08d}.png", f"{cfg.dataset}, step {step}")
+        _, warning = monitor(step, x)
+        if warning:
+            warnings_seen.append(warning)
+            tqdm.write(f"gankit: warning: {warning}")
 
     acc = torch.zeros(len(LOGGED), device=device)
     n_acc, last_row = 0, {}
@@ -362,7 +370,7 @@ def fit(cfg: Config, run_dir: str | Path, resume: bool = False, force: bool = Fa
     bar.close()
     seconds = elapsed + time.perf_counter() - t0
     summary = {"step": step, "total_steps": total, "seconds": round(seconds, 3), "interrupted": bool(stop.signum),
-               **{k_: last_row.get(k_) for k_ in LOGGED}, "run_dir": str(run_dir)}
+               **{k_: last_row.get(k_) for k_ in LOGGED}, "run_dir": str(run_dir), "warnings": warnings_seen}
     if rank == 0:
         if data.kind == "toy" and not stop.signum:
             summary["modes"] = mode_metrics(gan.sample(2500).cpu(), data.modes, data.mode_std)

@@ -1,0 +1,183 @@
+"""Failure modes, measured: the minimax loss's vanishing gradient, the "Helvetica scenario" (mode
+collapse when G trains against a D that does not keep up), and a collapse monitor for ordinary runs.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+
+import numpy as np
+import torch
+
+from gankit import losses
+from gankit.metrics.collapse import CollapseMonitor, diversity  # noqa: F401 - part of this module's story
+from gankit.metrics.modes import mode_metrics
+from gankit.noise import sample_noise
+from gankit.train import GAN, RealBatches
+
+
+def discriminator_steps(gan: GAN, steps: int, batch: int = 256, lr: float = 1e-3, seed: int = 0) -> None:
+    """Train D alone against the fixed G (the inner loop of Algorithm 1 run long)."""
+    opt = torch.optim.Adam(gan.D.parameters(), lr=lr, betas=(0.5, 0.999))
+    batches = RealBatches(gan.data.x.to(gan.device), batch, seed)
+    gan.G.eval()
+    for b in range(steps):
+        with torch.no_grad():
+            fake = gan.G(sample_noise(batch, gan.cfg.z_dim, gan.cfg.noise, gan.device))
+        loss = losses.discriminator_loss(gan.D(batches(b)), gan.D(fake))
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+    gan.G.train()
+
+
+def generator_steps(gan: GAN, steps: int, loss: str, batch: int = 256, lr: float = 1e-3, record=None,
+                    optimizer: str = "adam") -> list:
+    """Train G alone against the frozen D; `record(step, gan)` is called before every step. Plain SGD
+    shows a gradient's size in the progress it makes; Adam rescales it away."""
+    g_loss = losses.generator_loss(loss)
+    opt = (torch.optim.Adam(gan.G.parameters(), lr=lr, betas=(0.5, 0.999)) if optimizer == "adam"
+           else torch.optim.SGD(gan.G.parameters(), lr=lr))
+    gan.D.requires_grad_(False)
+    out = []
+    for s in range(steps):
+        if record is not None:
+            out.append(record(s, gan))
+        l = g_loss(gan.D(gan.G(sample_noise(batch, gan.cfg.z_dim, gan.cfg.noise, gan.device))))
+        opt.zero_grad(set_to_none=True)
+        l.backward()
+        opt.step()
+    gan.D.requires_grad_(True)
+    return out
+
+
+def generator_gradient(gan: GAN, loss: str, z: torch.Tensor) -> tuple[float, float]:
+    """(||dL_G/dtheta_G||, mean D(G(z))) for one loss at the current state."""
+    gan.G.zero_grad(set_to_none=True)
+    logits = gan.D(gan.G(z))
+    losses.generator_loss(loss)(logits).backward()
+    norm = math.sqrt(sum(float(p.grad.pow(2).sum()) for p in gan.G.parameters() if p.grad is not None))
+    gan.G.zero_grad(set_to_none=True)
+    return norm, float(torch.sigmoid(logits.detach()).mean())
+
+
+def vanishing_gradients(gan: GAN, d_steps: int = 500, g_steps: int = 100, batch: int = 256, seed: int = 0,
+                        lr: float = 0.02) -> list[dict]:
+    """Train D until it rejects G's samples confidently, then train G by plain SGD with each loss from that
+    same state, recording the generator gradient's norm under both losses and mean D(G(z)) at every step."""
+    torch.manual_seed(seed)
+    discriminator_steps(gan, d_steps, batch, seed=seed)
+    z = sample_noise(batch, gan.cfg.z_dim, gan.cfg.noise, gan.device, torch.Generator().manual_seed(seed))
+    rows: dict[int, dict] = {}
+    for trained_with in ("minimax", "nonsaturating"):
+        g = copy.deepcopy(gan)
+
+        def record(step, state, trained_with=trained_with):
+            mm, d_fake = generator_gradient(state, "minimax", z)
+            ns, _ = generator_gradient(state, "nonsaturating", z)
+            row = rows.setdefault(step, {"step": step})
+            row[f"{trained_with}: |grad| minimax"] = mm
+            row[f"{trained_with}: |grad| nonsaturating"] = ns
+            row[f"{trained_with}: D(G(z))"] = d_fake
+
+        generator_steps(g, g_steps, trained_with, batch, lr=lr, record=record, optimizer="sgd")
+    return [rows[s] for s in sorted(rows)]
+
+
+def helvetica(gan: GAN, g_steps: int = 1500, every: int = 100, n: int = 2500, seed: int = 0) -> list[dict]:
+    """G keeps training while D stays frozen: G moves its mass to where D is highest and collapses.
+    Returns mode metrics (toy data) or sample diversity over the G-only steps."""
+    torch.manual_seed(seed)
+    z = sample_noise(n, gan.cfg.z_dim, gan.cfg.noise, gan.device, torch.Generator().manual_seed(seed))
+
+    def record(step, state):
+        if step % every:
+            return None
+        x = state.sample(n, z).cpu()
+        row = {"step": step, "diversity": diversity(x)}
+        if state.data.kind == "toy":
+            mm = mode_metrics(x, state.data.modes, state.data.mode_std)
+            row.update(modes_covered=mm["modes_covered"], high_quality=mm["high_quality_fraction"])
+        return row
+
+    rows = generator_steps(gan, g_steps + 1, gan.cfg.loss, record=record)
+    return [r for r in rows if r is not None]
+
+
+def rejection_sample(gan: GAN, n: int, gamma: float | None = None, eps: float = 1e-6, burn_in: int = 10_000,
+                     percentile: float = 95.0, max_draws: int = 10**7) -> tuple[torch.Tensor, dict]:
+    """Discriminator rejection sampling (Azadi et al. 2019): accept G(z) with probability sigmoid(F(x)),
+    F = l - l_max - log(1 - exp(l - l_max - eps)) - gamma, l = logit D(x) = log p_data/p_g estimate.
+    gamma defaults to the `percentile`-th percentile of F over the burn-in samples."""
+    with torch.no_grad():
+        gan.D.eval()
+        logits = gan.D(gan.sample(burn_in)).double()
+        l_max = float(logits.max())
+
+        def f(l):
+            l = torch.minimum(l, torch.tensor(l_max, dtype=l.dtype))
+            return l - l_max - torch.log1p(-torch.exp(l - l_max - eps))
+
+        if gamma is None:
+            gamma = float(np.percentile(f(logits).cpu().numpy(), percentile))
+        kept, draws = [], 0
+        while sum(len(k) for k in kept) < n and draws < max_draws:
+            x = gan.sample(10_000)
+            l = gan.D(x).double()
+            accept = torch.rand(len(x), device=x.device, dtype=torch.float64) < torch.sigmoid(f(l) - gamma)
+            kept.append(x[accept])
+            draws += len(x)
+        gan.D.train()
+    out = torch.cat(kept)[:n]
+    return out, {"acceptance_rate": len(torch.cat(kept)) / draws, "gamma": gamma, "draws": draws}
+
+
+def _base_gan(dataset: str, steps: int, seed: int, run_dir, progress: bool) -> GAN:
+    """A GAN trained with the defaults for `steps` (steps = 0: freshly initialised)."""
+    from gankit import config as config_mod
+    from gankit.train import build, fit
+
+    cfg = config_mod.from_dict({"dataset": dataset, "seed": seed, "steps": max(steps, 1), "sample_every": 10**9,
+                                "checkpoint_every": 10**9, "out": str(run_dir)})
+    if steps == 0:
+        return build(cfg)
+    return fit(cfg, run_dir, progress=progress)[0]
+
+
+def run_vanishing(out, dataset: str = "ring8", d_steps: int = 200, g_steps: int = 60, seed: int = 0,
+                  lr: float = 0.002) -> list[dict]:
+    from gankit.plots import plot_vanishing
+
+    rows = vanishing_gradients(_base_gan(dataset, 0, seed, None, False), d_steps, g_steps, seed=seed, lr=lr)
+    plot_vanishing(rows, out)
+    return rows
+
+
+def run_helvetica(out, run_dir, dataset: str = "ring8", base_steps: int = 3000, g_steps: int = 1500, seed: int = 0,
+                  progress: bool = True) -> list[dict]:
+    from gankit.plots import plot_helvetica
+
+    gan = _base_gan(dataset, base_steps, seed, run_dir, progress)
+    z = sample_noise(2500, gan.cfg.z_dim, gan.cfg.noise, gan.device, torch.Generator().manual_seed(seed))
+    before = gan.sample(2500, z).cpu().numpy()
+    rows = helvetica(gan, g_steps, seed=seed)
+    after = gan.sample(2500, z).cpu().numpy()
+    plot_helvetica(rows, before, after, gan.data.modes.numpy() if gan.data.modes is not None else None, out)
+    return rows
+
+
+def run_rejection(out, run_dir, dataset: str = "ring8", base_steps: int = 3000, d_steps: int = 1000, seed: int = 0,
+                  progress: bool = True) -> dict:
+    """Train a GAN, refine D against the final G (as Azadi et al. do), then compare plain and DRS samples."""
+    from gankit.plots import plot_rejection
+
+    gan = _base_gan(dataset, base_steps, seed, run_dir, progress)
+    discriminator_steps(gan, d_steps, seed=seed)
+    torch.manual_seed(seed)
+    plain = gan.sample(2500).cpu()
+    kept, info = rejection_sample(gan, 2500)
+    stats = {"G(z)": mode_metrics(plain, gan.data.modes, gan.data.mode_std),
+             "after rejection sampling": mode_metrics(kept.cpu(), gan.data.modes, gan.data.mode_std)}
+    plot_rejection(plain.numpy(), kept.cpu().numpy(), gan.data.modes.numpy(), out, stats)
+    return {**stats, **info}
