@@ -72,7 +72,7 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("--no-progress", action="store_true")
 
     th = sub.add_parser("theory", help="the paper's propositions, computed and drawn")
-    th.add_argument("what", choices=["check", "figure1", "vanishing", "helvetica", "drs"])
+    th.add_argument("what", choices=["check", "figure1", "ratio", "vanishing", "helvetica", "drs"])
     th.add_argument("--dataset", default="ring8", choices=["ring8", "grid25"])
     th.add_argument("--seed", type=int, default=0)
     th.add_argument("--json", action="store_true")
@@ -224,6 +224,10 @@ def cmd_theory(args: dict) -> int:
         result = theory.figure1(out, run_dir)
         lines = [f"step {p['step']:5d}: mean |D - 1/2| {p['mean_abs_D_minus_half']:.3f}, G(z) mean {p['g_mean']:.3f} "
                  f"std {p['g_std']:.3f} (data: 2.0, 0.5)" for p in result]
+    elif args["what"] == "ratio":
+        result = theory.ratio_figure(out, args["seed"])
+        lines = [f"{r['pair']:26s} mean |D - D*| {r['grid_mean']:.4f}, max {r['grid_max']:.4f}; MAE of log ratio "
+                 f"{r['log_ratio_mae']:.4f}" for r in result]
     elif args["what"] == "vanishing":
         result = failures.run_vanishing(out, args["dataset"], seed=args["seed"])
         lines = [f"{'step':>4s} {'|grad| minimax':>15s} {'D(G(z))':>8s} {'|grad| non-sat.':>16s} {'D(G(z))':>8s}"]
