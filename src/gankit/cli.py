@@ -18,7 +18,7 @@ from gankit.config import ConfigError
 TRAIN_FLAGS = {
     "dataset": str, "model": str, "loss": str, "update": str, "k": int, "batch_size": int, "steps": int,
     "epochs": float, "optimizer": str, "lr": float, "lr_d": float, "momentum": float, "final_momentum": float,
-    "lr_decay": float, "ema": float, "z_dim": int, "noise": str, "hidden": int, "layers": int, "seed": int, "device": str,
+    "lr_decay": float, "lr_min": float, "beta2": float, "momentum_saturate": float, "ema": float, "z_dim": int, "noise": str, "hidden": int, "layers": int, "seed": int, "device": str,
     "precision": str, "data_dir": str, "split": str, "subset": int, "pixel_range": str, "log_every": int, "sample_every": int,
     "checkpoint_every": int, "keep_checkpoints": int,
 }
@@ -83,25 +83,22 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def settle_config(args: dict) -> config_mod.Config:
-    """Defaults < preset < TOML file < flags, validated into one Config."""
-    values: dict = {}
-    if args.get("preset"):
-        values.update(config_mod.preset(args["preset"]))
-    if args.get("config"):
-        values.update(config_mod.read_toml(args["config"]))
+    """Dataset defaults < preset < TOML file < flags, validated into one Config."""
+    preset = config_mod.preset(args["preset"]) if args.get("preset") else {}
+    file = config_mod.read_toml(args["config"]) if args.get("config") else {}
     flags = {k: v for k, v in args.items() if k in TRAIN_FLAGS}
     if "steps" in flags and "epochs" in flags:
         raise ConfigError("give --steps or --epochs, not both")
     if "steps" in flags:
-        values["epochs"] = None
-    if "epochs" in flags:
-        values["steps"] = None
-    values.update(flags)
-    if values.get("steps") is not None and values.get("epochs") is not None:
-        raise ConfigError("config keys 'steps' and 'epochs' are both set; keep one")
+        flags["epochs"] = None
+    elif "epochs" in flags:
+        flags["steps"] = None
     if "out" in args:
-        values["out"] = args["out"]
-    return config_mod.from_dict(values)
+        flags["out"] = args["out"]
+    merged = {**preset, **file, **flags}
+    if merged.get("steps") is not None and merged.get("epochs") is not None:
+        raise ConfigError("config keys 'steps' and 'epochs' are both set; keep one")
+    return config_mod.settle(preset, file, flags)
 
 
 def cmd_train(args: dict) -> int:

@@ -29,8 +29,10 @@ def load_run(run_dir: str | Path, device: str = "auto", split: str | None = None
     gan = build(cfg, data, dev)
     state = checkpoint.load(run_dir / "checkpoints" / "last.pt", dev)
     gan.G.load_state_dict(state["G"])
-    if gan.G_ema is not None:
+    if gan.G_ema is not None and "G_ema" in state:
         gan.G_ema.load_state_dict(state["G_ema"])
+    else:  # a run without weight averaging
+        gan.G_ema = None
     gan.D.load_state_dict(state["D"])
     return gan
 
