@@ -123,10 +123,10 @@ class GAN:
 @torch.no_grad()
 def update_ema(G_ema: torch.nn.Module, G: torch.nn.Module, decay: float) -> None:
     """theta_ema <- decay * theta_ema + (1 - decay) * theta; buffers are copied."""
-    for pe, p in zip(G_ema.parameters(), G.parameters()):
-        pe.lerp_(p, 1.0 - decay)
-    for be, b in zip(G_ema.buffers(), G.buffers()):
-        be.copy_(b)
+    torch._foreach_lerp_(list(G_ema.parameters()), list(G.parameters()), 1.0 - decay)
+    buffers = list(G_ema.buffers())
+    if buffers:
+        torch._foreach_copy_(buffers, list(G.buffers()))
 
 
 def fixed_noise(cfg: Config, n: int, device: torch.device) -> torch.Tensor:

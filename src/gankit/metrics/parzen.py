@@ -28,10 +28,15 @@ def _as_matrix(a, name: str, device: torch.device | None = None) -> torch.Tensor
         raise ValueError(f"{name} must be a 2-D array [N, d], got shape {tuple(t.shape)}")
     if t.shape[0] == 0 or t.shape[1] == 0:
         raise ValueError(f"{name} is empty (shape {tuple(t.shape)})")
-    t = t.to(device=device or t.device, dtype=torch.float64)
-    if not torch.isfinite(t).all():
+    return t.to(device=device or t.device, dtype=torch.float64)
+
+
+def _squared_norms(t: torch.Tensor, name: str) -> torch.Tensor:
+    """Row norms ||t_i||^2, which also reveal any NaN or infinite entry without a separate pass."""
+    sq = (t * t).sum(1)
+    if not torch.isfinite(sq).all():
         raise ValueError(f"{name} contains NaN or infinite values")
-    return t
+    return sq
 
 
 def _check_sigmas(sigmas) -> list[float]:
@@ -48,11 +53,12 @@ def _pairs(samples: torch.Tensor, x: torch.Tensor, max_bytes: int):
     """Yield (slice, squared distances [chunk, n_samples]) over chunks of x."""
     if samples.shape[1] != x.shape[1]:
         raise ValueError(f"dimension mismatch: samples have d={samples.shape[1]}, data has d={x.shape[1]}")
-    mu_sq = (samples * samples).sum(1)
+    mu_sq = _squared_norms(samples, "samples")
+    x_sq = _squared_norms(x, "x")
     rows = max(1, max_bytes // (8 * 2 * len(samples)))  # distances plus one temporary
     for i in range(0, len(x), rows):
         xc = x[i:i + rows]
-        d2 = torch.addmm(mu_sq[None, :], xc, samples.T, alpha=-2.0).add_((xc * xc).sum(1, keepdim=True))
+        d2 = torch.addmm(mu_sq[None, :], xc, samples.T, alpha=-2.0).add_(x_sq[i:i + rows, None])
         yield slice(i, i + len(xc)), d2.clamp_(min=0.0)
 
 
