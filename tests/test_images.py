@@ -122,3 +122,31 @@ def test_train_on_full_fashion_mnist(tmp_path, isolated_cache):
     assert main(["train", "--preset", "paper-fashion-mnist", "--split", "trainval", "--steps", "3",
                  "--out", str(run), "--no-progress"]) == 0
     assert main(["sample", str(run), "--nearest", "--n", "5", "--out", str(tmp_path / "fig2.png")]) == 0
+
+
+def test_feature_metrics_from_the_cli(tmp_path, image_dir, isolated_cache, capsys):
+    """fd / kid / pr / classes through a cached classifier (a small one, trained here on the fixture)."""
+    import json
+
+    from gankit.checkpoint import atomic_write_bytes
+    from gankit.data import load_dataset
+    from gankit.metrics import classifier as C
+
+    data = load_dataset("kmnist", "train", data_dir=image_dir, subset=512)
+    model = C.train_classifier(data.x, data.labels, epochs=1, batch=64, progress=False)
+    cache = isolated_cache / "gankit" / "classifiers"
+    cache.mkdir(parents=True)
+    torch.save(model.state_dict(), cache / "kmnist-v1.pt")
+    meta = {"dataset": "kmnist", "version": 1, "n_classes": 10, "test_accuracy": 0.1,
+            "sha256": C._weights_digest(model), "test_histogram": [50] * 10}
+    atomic_write_bytes(cache / "kmnist-v1.json", json.dumps(meta).encode())
+
+    run = tmp_path / "run"
+    assert main(["train", "--dataset", "kmnist", "--data-dir", str(image_dir), "--steps", "3", "--out", str(run),
+                 "--no-progress"]) == 0
+    capsys.readouterr()
+    for metric, key in (("fd", "value"), ("kid", "mean"), ("pr", "precision"), ("classes", "classes_covered")):
+        assert main(["eval", str(run), "--metric", metric, "--n-samples", "300", "--json"]) == 0
+        r = json.loads(capsys.readouterr().out)
+        assert key in r and r["protocol"].startswith(metric if metric != "classes" else "classes")
+    assert r["n_samples"] == 300

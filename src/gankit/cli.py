@@ -53,7 +53,7 @@ def _parser() -> argparse.ArgumentParser:
 
     e = sub.add_parser("eval", help="evaluate a trained run")
     e.add_argument("run_dir")
-    e.add_argument("--metric", required=True, choices=["modes", "parzen", "classes"])
+    e.add_argument("--metric", required=True, choices=["modes", "parzen", "classes", "fd", "kid", "pr"])
     e.add_argument("--n-samples", type=int, default=None)
     e.add_argument("--sigmas", default=None, help="comma-separated Parzen widths (default logspace(-1, 0, 10))")
     e.add_argument("--valid-size", type=int, default=1000)

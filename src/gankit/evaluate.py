@@ -20,6 +20,8 @@ def run_metric(run_dir: str | Path, metric: str, n_samples: int | None = None, s
 
         torch.manual_seed(seed)
         result = mode_metrics(gan.sample(n_samples or 2500).cpu(), gan.data.modes, gan.data.mode_std)
+    elif metric in ("fd", "kid", "pr"):
+        result = _feature_metric(run_dir, metric, n_samples or 10_000, seed, device)
     elif metric == "classes":
         from gankit.metrics.classifier import class_coverage, get_classifier, predict
 
@@ -39,14 +41,58 @@ def run_metric(run_dir: str | Path, metric: str, n_samples: int | None = None, s
 
         result = evaluate_run(run_dir, n_samples=n_samples or 10_000, seed=seed, device=device, **options)
     else:
-        raise ValueError(f"unknown metric '{metric}' (choose from modes, parzen, classes)")
+        raise ValueError(f"unknown metric '{metric}' (choose from {', '.join(METRICS)})")
     record = rundir.read_json(run_dir, "eval.json")
     record[metric] = result
     rundir.write_json(run_dir, "eval.json", record)
     return result
 
 
+METRICS = ("modes", "parzen", "classes", "fd", "kid", "pr")
+SHORT = {"mnist": "mnist", "fashion-mnist": "fmnist", "kmnist": "kmnist"}
+
+
+def _feature_metric(run_dir, metric: str, n: int, seed: int, device: str) -> dict:
+    """FD / KID / precision-recall between n generated and the test images, on the domain classifier's
+    penultimate features."""
+    import torch
+
+    from gankit.data import load_dataset
+    from gankit.metrics.classifier import features, get_classifier
+
+    gan = load_run(run_dir, device)
+    if gan.data.kind != "image":
+        raise ValueError(f"metric '{metric}' needs an MNIST-family image dataset, not '{gan.data.name}'")
+    model, meta = get_classifier(gan.cfg.dataset, gan.cfg.data_dir)
+    test = load_dataset(gan.cfg.dataset, "test", gan.cfg.data_dir)
+    torch.manual_seed(seed)
+    fake = features(model, gan.data.images(gan.sample(n).cpu()).reshape(-1, 784))
+    real = features(model, test.x[:n])
+    tag = f"{n // 1000}k_{SHORT.get(gan.cfg.dataset, gan.cfg.dataset)}"
+    if metric == "fd":
+        from gankit.metrics.frechet import frechet_distance
+
+        out = {"value": frechet_distance(fake, real)}
+    elif metric == "kid":
+        from gankit.metrics.kid import kernel_distance
+
+        out = kernel_distance(fake, real, seed=seed)
+    else:
+        from gankit.metrics.precision_recall import precision_recall
+
+        out = precision_recall(real, fake)
+    return {**out, "protocol": f"{metric}{tag}", "n_generated": len(fake), "reference": f"test split, {len(real)} images",
+            "features": f"gankit SmallCNN v{meta['version']} penultimate layer (128), sha256 {meta['sha256'][:12]}",
+            "classifier_test_accuracy": meta["test_accuracy"]}
+
+
 def format_result(metric: str, r: dict) -> str:
+    if metric == "fd":
+        return f"{r['protocol']}: {r['value']:.3f} ({r['features']})"
+    if metric == "kid":
+        return f"{r['protocol']}: {r['mean']:.5f} ± {r['std']:.5f} ({r['n_subsets']} subsets of {r['subset_size']})"
+    if metric == "pr":
+        return f"{r['protocol']}: precision {r['precision']:.3f}, recall {r['recall']:.3f} (k = {r['k']})"
     if metric == "modes":
         return (f"modes covered {r['modes_covered']}/{r['n_modes']}, high-quality fraction "
                 f"{r['high_quality_fraction']:.3f}, KL to uniform {r['kl_to_uniform']:.4f} ({r['n_samples']} samples)")
