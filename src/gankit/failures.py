@@ -134,15 +134,16 @@ def rejection_sample(gan: GAN, n: int, gamma: float | None = None, eps: float = 
 
 
 def _base_gan(dataset: str, steps: int, seed: int, run_dir, progress: bool) -> GAN:
-    """A GAN trained with the defaults for `steps` (steps = 0: freshly initialised)."""
+    """A GAN trained with the defaults for `steps` (steps = 0: freshly initialised). These experiments study
+    G itself, so its weight average is dropped: samples come from the G that the steps change."""
     from gankit import config as config_mod
     from gankit.train import build, fit
 
     cfg = config_mod.from_dict({"dataset": dataset, "seed": seed, "steps": max(steps, 1), "sample_every": 10**9,
                                 "checkpoint_every": 10**9, "out": str(run_dir)})
-    if steps == 0:
-        return build(cfg)
-    return fit(cfg, run_dir, progress=progress)[0]
+    gan = build(cfg) if steps == 0 else fit(cfg, run_dir, progress=progress)[0]
+    gan.G_ema = None
+    return gan
 
 
 def run_vanishing(out, dataset: str = "ring8", d_steps: int = 200, g_steps: int = 60, seed: int = 0,
@@ -167,7 +168,7 @@ def run_helvetica(out, run_dir, dataset: str = "ring8", base_steps: int = 3000, 
     return rows
 
 
-def run_rejection(out, run_dir, dataset: str = "ring8", base_steps: int = 3000, d_steps: int = 1000, seed: int = 0,
+def run_rejection(out, run_dir, dataset: str = "ring8", base_steps: int = 6000, d_steps: int = 1000, seed: int = 0,
                   progress: bool = True) -> dict:
     """Train a GAN, refine D against the final G (as Azadi et al. do), then compare plain and DRS samples."""
     from gankit.plots import plot_rejection

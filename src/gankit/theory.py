@@ -198,7 +198,7 @@ def figure1(out, run_dir, moments=(0, 150, 600, 4000), seed: int = 0, progress: 
     from gankit.train import train
 
     cfg = config_mod.from_dict({"dataset": "gaussian1d", "z_dim": 1, "noise": "uniform", "hidden": 32, "layers": 2,
-                                "batch_size": 256, "lr": 1e-3, "seed": seed, "steps": max(moments[0], 1),
+                                "batch_size": 256, "lr": 1e-3, "beta2": 0.999, "ema": 0.0, "seed": seed, "steps": max(moments[0], 1),
                                 "log_every": 50, "sample_every": 10**9, "checkpoint_every": 10**9,
                                 "out": str(run_dir)})
     data_pdf = GaussianMixture.make([2.0], [0.5])
