@@ -134,15 +134,17 @@ def rejection_sample(gan: GAN, n: int, gamma: float | None = None, eps: float = 
 
 
 def _base_gan(dataset: str, steps: int, seed: int, run_dir, progress: bool) -> GAN:
-    """A GAN trained with the defaults for `steps` (steps = 0: freshly initialised). These experiments study
-    G itself, so its weight average is dropped: samples come from the G that the steps change."""
+    """A GAN trained with the defaults for `steps` (steps = 0: freshly initialised). These experiments change
+    G itself, so the run's result (the average of G's weights) becomes G and the average is dropped."""
     from gankit import config as config_mod
     from gankit.train import build, fit
 
     cfg = config_mod.from_dict({"dataset": dataset, "seed": seed, "steps": max(steps, 1), "sample_every": 10**9,
                                 "checkpoint_every": 10**9, "out": str(run_dir)})
     gan = build(cfg) if steps == 0 else fit(cfg, run_dir, progress=progress)[0]
-    gan.G_ema = None
+    if gan.G_ema is not None:
+        gan.G.load_state_dict(gan.G_ema.state_dict())
+        gan.G_ema = None
     return gan
 
 
@@ -155,11 +157,13 @@ def run_vanishing(out, dataset: str = "ring8", d_steps: int = 200, g_steps: int 
     return rows
 
 
-def run_helvetica(out, run_dir, dataset: str = "ring8", base_steps: int = 3000, g_steps: int = 1500, seed: int = 0,
-                  progress: bool = True) -> list[dict]:
+def run_helvetica(out, run_dir, dataset: str = "ring8", base_steps: int = 3000, g_steps: int = 1000,
+                  d_steps: int = 300, seed: int = 0, progress: bool = True) -> list[dict]:
+    """Train a GAN, refit D to its G, then freeze D and keep training G (`every` 100 steps measured)."""
     from gankit.plots import plot_helvetica
 
     gan = _base_gan(dataset, base_steps, seed, run_dir, progress)
+    discriminator_steps(gan, d_steps, seed=seed)
     z = sample_noise(2500, gan.cfg.z_dim, gan.cfg.noise, gan.device, torch.Generator().manual_seed(seed))
     before = gan.sample(2500, z).cpu().numpy()
     rows = helvetica(gan, g_steps, seed=seed)
