@@ -133,7 +133,7 @@ def plot_rejection(plain: np.ndarray, kept: np.ndarray, modes: np.ndarray, path:
         ax.scatter(x[:, 0], x[:, 1], s=2, c="k", alpha=0.4)
         ax.scatter(modes[:, 0], modes[:, 1], marker="x", c="lime", s=40)
         s = stats[title]
-        ax.set_title(f"{title}: {s['modes_covered']}/{s['n_modes']} modes, {s['high_quality_fraction']:.1%} high quality")
+        ax.set_title(f"{title}\n{s['modes_covered']}/{s['n_modes']} modes, {s['high_quality_fraction']:.1%} high quality")
         ax.set_aspect("equal")
     fig.tight_layout()
     fig.savefig(path, dpi=100)
