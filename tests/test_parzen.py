@@ -77,3 +77,21 @@ def test_bad_inputs(mu, x, sigma, fragment):
 
 def test_sigma_grid_default_is_the_papers():
     assert np.allclose(parzen.DEFAULT_SIGMAS, np.logspace(-1, 0, 10))
+
+
+def test_float32_product_with_exact_refinement_equals_brute_force():
+    """Clustered data: few pairs carry each point's mass, so the float32 + exact-refinement path is taken."""
+    rng = np.random.default_rng(5)
+    centres = rng.random((40, 64)) * 4
+    mu = centres[rng.integers(0, 40, 800)] + 0.05 * rng.normal(size=(800, 64))
+    x = centres[rng.integers(0, 40, 120)] + 0.05 * rng.normal(size=(120, 64))
+    dist = parzen._Distances(torch.tensor(mu), parzen.MAX_BYTES)
+    near = dist.nearest(torch.tensor(x), 0.1)
+    assert near is not None and len(near[0]) < 0.05 * 120 * 800  # the sparse path
+    for s in (0.05, 0.1, 0.2):
+        ref = parzen.brute_force_log_likelihood(mu, x, s)
+        assert np.allclose(parzen.log_likelihood(mu, x, s), ref, rtol=1e-10, atol=1e-9)
+    # far from every sample: still exact (the nearest pairs are refined, the rest is below resolution)
+    far = x + 3.0
+    assert np.allclose(parzen.log_likelihood(mu, far, 0.1), parzen.brute_force_log_likelihood(mu, far, 0.1),
+                       rtol=1e-10)

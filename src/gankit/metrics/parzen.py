@@ -2,9 +2,9 @@
 
     log p(x) = logmeanexp_j( -||x - mu_j||^2 / (2 sigma^2) ) - d log(sigma sqrt(2 pi))   [nats]
 
-with mu_j the generator's samples. Pairwise squared distances come from one float64 matrix product
-per chunk (||x||^2 - 2 x.mu + ||mu||^2), computed once and reused for every sigma; chunks keep
-memory under `max_bytes`. sigma is chosen on validation data, the result reported on the test set
+with mu_j the generator's samples. Pairwise squared distances come from matrix products, computed
+once per chunk and reused for every sigma; chunks keep memory under `max_bytes`. Results equal a
+float64 brute-force sum (see `_Distances` for how a float32 product is made exact). sigma is chosen on validation data, the result reported on the test set
 as mean +/- std(ddof=0)/sqrt(N).
 """
 
@@ -20,7 +20,7 @@ DEFAULT_SIGMAS = tuple(np.logspace(-1, 0, 10).tolist())
 MAX_BYTES = 512 * 2**20
 
 
-def _as_matrix(a, name: str, device: torch.device | None = None) -> torch.Tensor:
+def _as_matrix(a, name: str, device: torch.device | None = None, dtype=torch.float64) -> torch.Tensor:
     t = torch.as_tensor(np.asarray(a) if not isinstance(a, torch.Tensor) else a)
     if t.ndim == 1:
         t = t[None]
@@ -28,7 +28,9 @@ def _as_matrix(a, name: str, device: torch.device | None = None) -> torch.Tensor
         raise ValueError(f"{name} must be a 2-D array [N, d], got shape {tuple(t.shape)}")
     if t.shape[0] == 0 or t.shape[1] == 0:
         raise ValueError(f"{name} is empty (shape {tuple(t.shape)})")
-    return t.to(device=device or t.device, dtype=torch.float64)
+    if not t.is_floating_point():
+        t = t.double()
+    return t.to(device=device or t.device, dtype=dtype or t.dtype)
 
 
 def _squared_norms(t: torch.Tensor, name: str) -> torch.Tensor:
@@ -49,17 +51,70 @@ def _check_sigmas(sigmas) -> list[float]:
     return s
 
 
-def _pairs(samples: torch.Tensor, x: torch.Tensor, max_bytes: int):
-    """Yield (slice, squared distances [chunk, n_samples]) over chunks of x."""
-    if samples.shape[1] != x.shape[1]:
-        raise ValueError(f"dimension mismatch: samples have d={samples.shape[1]}, data has d={x.shape[1]}")
-    mu_sq = _squared_norms(samples, "samples")
-    x_sq = _squared_norms(x, "x")
-    rows = max(1, max_bytes // (8 * 2 * len(samples)))  # distances plus one temporary
-    for i in range(0, len(x), rows):
-        xc = x[i:i + rows]
-        d2 = torch.addmm(mu_sq[None, :], xc, samples.T, alpha=-2.0).add_(x_sq[i:i + rows, None])
-        yield slice(i, i + len(xc)), d2.clamp_(min=0.0)
+TAIL_NATS = 40.0  # terms this far below the largest weigh < n e^-40 together: beneath float64's resolution
+REFINE_LIMIT = 0.05  # refine at most this fraction of the pairs; beyond it float64 products are cheaper
+
+
+class _Distances:
+    """Squared distances from chunks of x to the samples mu.
+
+    With one sigma on the CPU, a float32 product on centred data gives every distance to within a
+    proven bound (K u |x| |mu|); the distances that matter for sigma (within TAIL_NATS of the nearest,
+    plus twice the bound) are then recomputed exactly in float64 as sum((x - mu)^2), so the result is
+    the float64 one. Otherwise (several sigmas, a GPU, or too many pairs to refine) one float64
+    product ||x||^2 - 2 x.mu + ||mu||^2 per chunk serves every sigma."""
+
+    def __init__(self, samples: torch.Tensor, max_bytes: int):
+        self.mu = samples  # any float dtype: widening to float64 is exact, so it happens where needed
+        self.rows = max(1, max_bytes // (8 * 2 * len(samples)))  # distances plus one temporary
+        self.center = torch.mean(samples, 0, dtype=torch.float64)
+        self._mu32 = self._mu64 = None
+
+    def exact(self, xc: torch.Tensor, x_sq: torch.Tensor) -> torch.Tensor:
+        if self._mu64 is None:
+            self._mu64 = self.mu.double()
+            self._mu_sq = _squared_norms(self._mu64, "samples")
+        return torch.addmm(self._mu_sq[None, :], xc, self._mu64.T, alpha=-2.0).add_(x_sq[:, None]).clamp_(min=0.0)
+
+    def nearest(self, xc: torch.Tensor, sigma: float):
+        """(rows, cols, exact squared distances) of every pair within TAIL_NATS of its row's nearest sample at
+        this sigma, or None when more than REFINE_LIMIT of the pairs qualify. The pairs left out weigh less
+        than n e^-40 relative to the nearest, below the resolution of a float64 sum."""
+        if self._mu32 is None:
+            mu_c = self.mu - self.center
+            self._mu32, self._mu_c_sq = mu_c.float(), _squared_norms(mu_c, "samples").float()
+            self._mu_c_max = float(self._mu_c_sq.max().sqrt())
+        x_c = xc - self.center
+        x_c_sq = (x_c * x_c).sum(1)
+        d2 = (x_c.float() @ self._mu32.T).mul_(-2.0).add_(self._mu_c_sq[None, :]).add_(x_c_sq.float()[:, None])
+        # float32 products and sums (inputs rounded too) err by at most (d + 4) u (|x_c| + |mu_c|)^2, u = 2^-24
+        bound = (xc.shape[1] + 4) * 2.0**-24 * (x_c_sq.sqrt() + self._mu_c_max) ** 2
+        threshold = d2.min(1).values.double() + 2 * sigma**2 * TAIL_NATS + 2 * bound
+        rows, cols = (d2 <= threshold.float()[:, None]).nonzero(as_tuple=True)
+        if len(rows) > REFINE_LIMIT * d2.numel():
+            return None
+        exact = torch.cat([((xc[rows[i:i + 8192]] - self.mu[cols[i:i + 8192]].double()) ** 2).sum(1)
+                           for i in range(0, len(rows), 8192)])
+        return rows, cols, exact
+
+    def chunks(self, x: torch.Tensor, sigma: float | None = None):
+        """Yield (slice, dense [chunk, n] squared distances or sparse (rows, cols, values)) over chunks of x."""
+        if self.mu.shape[1] != x.shape[1]:
+            raise ValueError(f"dimension mismatch: samples have d={self.mu.shape[1]}, data has d={x.shape[1]}")
+        x_sq = _squared_norms(x, "x")
+        for i in range(0, len(x), self.rows):
+            xc = x[i:i + self.rows]
+            near = self.nearest(xc, sigma) if sigma is not None and xc.device.type == "cpu" else None
+            yield slice(i, i + len(xc)), near if near is not None else self.exact(xc, x_sq[i:i + self.rows])
+
+
+def _sparse_log_likelihood(near, n_rows: int, sigma: float, d: int, n: int) -> torch.Tensor:
+    """log p per row from the (rows, cols, squared distances) that carry its mass."""
+    rows, _, d2 = near
+    a = d2 * (-0.5 / sigma**2)
+    top = torch.full((n_rows,), -math.inf, dtype=torch.float64).scatter_reduce_(0, rows, a, "amax")
+    total = torch.zeros(n_rows, dtype=torch.float64).index_add_(0, rows, torch.exp(a - top[rows]))
+    return top + torch.log(total) - math.log(n) - d * math.log(sigma * math.sqrt(2 * math.pi))
 
 
 def _log_likelihoods(d2: torch.Tensor, sigmas: list[float], d: int, n: int) -> torch.Tensor:
@@ -73,11 +128,15 @@ def _log_likelihoods(d2: torch.Tensor, sigmas: list[float], d: int, n: int) -> t
 def log_likelihoods(samples, x, sigmas, max_bytes: int = MAX_BYTES, device=None) -> np.ndarray:
     """log p(x_i) for every sigma: float64 array [len(sigmas), N]."""
     sigmas = _check_sigmas(sigmas)
-    mu = _as_matrix(samples, "samples", device)
+    mu = _as_matrix(samples, "samples", device, dtype=None)
     xs = _as_matrix(x, "x", mu.device)
     out = torch.empty(len(sigmas), len(xs), dtype=torch.float64, device=mu.device)
-    for sl, d2 in _pairs(mu, xs, max_bytes):
-        out[:, sl] = _log_likelihoods(d2, sigmas, mu.shape[1], len(mu))
+    distances = _Distances(mu, max_bytes)
+    for sl, d2 in distances.chunks(xs, sigmas[0] if len(sigmas) == 1 else None):
+        if isinstance(d2, tuple):
+            out[0, sl] = _sparse_log_likelihood(d2, sl.stop - sl.start, sigmas[0], mu.shape[1], len(mu))
+        else:
+            out[:, sl] = _log_likelihoods(d2, sigmas, mu.shape[1], len(mu))
     return out.cpu().numpy()
 
 
