@@ -11,11 +11,20 @@ import torch
 
 
 def build_optimizer(cfg, params, lr: float) -> torch.optim.Optimizer:
+    """SGD or Adam, with torch's fused kernels where this torch has them for the device (one kernel for
+    all parameters instead of several per parameter: on the CPU the per-parameter loop costs about a
+    third of a small model's step), otherwise the multi-tensor implementation."""
+    params = list(params)
     if cfg.optimizer == "sgd":
-        return torch.optim.SGD(params, lr=lr, momentum=cfg.momentum)
-    if cfg.optimizer == "adam":
-        return torch.optim.Adam(params, lr=lr, betas=(cfg.momentum, cfg.beta2))
-    raise ValueError(f"unknown optimizer '{cfg.optimizer}' (choose from sgd, adam)")
+        make = lambda **kw: torch.optim.SGD(params, lr=lr, momentum=cfg.momentum, **kw)  # noqa: E731
+    elif cfg.optimizer == "adam":
+        make = lambda **kw: torch.optim.Adam(params, lr=lr, betas=(cfg.momentum, cfg.beta2), **kw)  # noqa: E731
+    else:
+        raise ValueError(f"unknown optimizer '{cfg.optimizer}' (choose from sgd, adam)")
+    try:
+        return make(fused=True)
+    except (RuntimeError, ValueError, TypeError):  # no fused kernel for this device or torch version
+        return make(foreach=True)
 
 
 def learning_rate(base: float, cfg, step: int) -> float:
