@@ -150,3 +150,11 @@ def test_feature_metrics_from_the_cli(tmp_path, image_dir, isolated_cache, capsy
         r = json.loads(capsys.readouterr().out)
         assert key in r and r["protocol"].startswith(metric if metric != "classes" else "classes")
     assert r["n_samples"] == 300
+
+
+def test_dcgan_trains_on_images(tmp_path, image_dir):
+    run = tmp_path / "run"
+    assert main(["train", "--dataset", "kmnist", "--model", "dcgan", "--hidden", "8", "--data-dir", str(image_dir),
+                 "--steps", "3", "--batch-size", "16", "--out", str(run), "--no-progress"]) == 0
+    assert main(["sample", str(run), "--n", "4", "--out", str(tmp_path / "s.npy")]) == 0
+    assert np.load(tmp_path / "s.npy").shape == (4, 784)

@@ -1,5 +1,7 @@
 import math
 
+import pytest
+
 import torch
 
 from gankit.config import Config
@@ -73,3 +75,17 @@ def test_tutorial_mlp_shapes_and_batchnorm():
     assert has_batchnorm(G) and not has_batchnorm(D)
     widths = [m.out_features for m in G.modules() if isinstance(m, torch.nn.Linear)]
     assert widths == [128, 256, 512, 1024, 784]
+
+
+@pytest.mark.parametrize("shape", [(1, 28, 28), (3, 32, 32)])
+def test_dcgan_shapes(shape):
+    from gankit.models.conv import DCGANDiscriminator, DCGANGenerator
+
+    G, D = DCGANGenerator(16, shape, width=8), DCGANDiscriminator(shape, width=8)
+    x = G(torch.randn(5, 16))
+    assert x.shape == (5, math.prod(shape)) and x.abs().max() <= 1
+    assert D(x).shape == (5,)
+    D.eval()
+    assert torch.allclose(D(x[:2]), D(x)[:2], atol=1e-6)  # no batch dependence in D
+    with pytest.raises(ValueError, match="divisible by 4"):
+        DCGANGenerator(16, (1, 30, 30))

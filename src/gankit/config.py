@@ -16,7 +16,7 @@ from pathlib import Path
 
 DATASETS_TOY = ("gaussian1d", "ring8", "grid25")
 DATASETS_IMAGE = ("mnist", "fashion-mnist", "kmnist")
-MODELS = ("mlp", "bn-mlp", "paper")
+MODELS = ("mlp", "bn-mlp", "dcgan", "paper")
 LOSSES = ("nonsaturating", "minimax")
 UPDATES = ("alternating", "simultaneous")
 OPTIMIZERS = ("adam", "sgd")
@@ -184,8 +184,8 @@ def validate(cfg: Config) -> Config:
         raise ConfigError(f"config key 'beta2' must be in [0, 1), got {cfg.beta2!r}")
     if not (cfg.lr_decay >= 1 and math.isfinite(cfg.lr_decay)):
         raise ConfigError(f"config key 'lr_decay' must be >= 1 (lr is divided by it each step), got {cfg.lr_decay!r}")
-    if cfg.model == "paper" and cfg.dataset not in DATASETS_IMAGE:
-        raise ConfigError(f"config key 'model': the paper nets are for 28x28 images, not dataset '{cfg.dataset}'")
+    if cfg.model in ("paper", "dcgan", "bn-mlp") and cfg.dataset not in DATASETS_IMAGE:
+        raise ConfigError(f"config key 'model': '{cfg.model}' is for 28x28 images, not dataset '{cfg.dataset}'")
     return cfg
 
 

@@ -5,10 +5,12 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from gankit.models.conv import DCGANDiscriminator, DCGANGenerator
 from gankit.models.mlp import BNMLPGenerator, MLPDiscriminator, MLPGenerator, TutorialDiscriminator
 from gankit.models.paper import PaperDiscriminator, PaperGenerator, output_bias_from_mean
 
-__all__ = ["MLPGenerator", "MLPDiscriminator", "PaperGenerator", "PaperDiscriminator", "build_models"]
+__all__ = ["MLPGenerator", "MLPDiscriminator", "PaperGenerator", "PaperDiscriminator", "DCGANGenerator",
+           "DCGANDiscriminator", "build_models"]
 
 
 def _output_for(data) -> str:
@@ -25,12 +27,17 @@ def build_models(cfg, data) -> tuple[nn.Module, nn.Module]:
                 MLPDiscriminator(data.dim, cfg.hidden, cfg.layers))
     if cfg.model == "bn-mlp":
         return BNMLPGenerator(cfg.z_dim, data.dim, output), TutorialDiscriminator(data.dim)
+    if cfg.model == "dcgan":
+        if data.kind != "image":
+            raise ValueError(f"the DCGAN nets are for images, not dataset '{data.name}'")
+        return (DCGANGenerator(cfg.z_dim, data.shape, cfg.hidden, output),
+                DCGANDiscriminator(data.shape, cfg.hidden))
     if cfg.model == "paper":
         if data.kind != "image":
             raise ValueError(f"the paper nets are for images, not dataset '{data.name}'")
         bias = output_bias_from_mean(data.x.mean(0), output)
         return PaperGenerator(cfg.z_dim, data.dim, output_bias=bias, output=output), PaperDiscriminator(data.dim)
-    raise ValueError(f"unknown model '{cfg.model}' (choose from mlp, bn-mlp, paper)")
+    raise ValueError(f"unknown model '{cfg.model}' (choose from mlp, bn-mlp, dcgan, paper)")
 
 
 def has_batchnorm(module: nn.Module) -> bool:

@@ -1,0 +1,49 @@
+"""DCGAN-style convolutional G and D (Radford et al. 2016) for 28x28 and 32x32 images.
+
+G: z -> linear to (2w, H/4, W/4) -> BatchNorm, ReLU -> transposed conv to (w, H/2, W/2) -> BatchNorm, ReLU
+-> transposed conv to (C, H, W) -> tanh or sigmoid. D: conv (w) -> LeakyReLU 0.2 -> conv (2w) -> LeakyReLU
+-> linear to one logit. D has no BatchNorm, so a sample's logit never depends on the rest of its batch.
+Both take and return flat vectors, like every gankit model; the image shape is theirs to know.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from gankit.models.mlp import OUTPUTS
+
+
+class DCGANGenerator(nn.Module):
+    def __init__(self, z_dim: int = 100, shape: tuple[int, int, int] = (1, 28, 28), width: int = 64,
+                 output: str = "tanh"):
+        super().__init__()
+        c, h, w = shape
+        if h % 4 or w % 4:
+            raise ValueError(f"DCGAN needs image sides divisible by 4, got {h}x{w}")
+        self.z_dim, self.shape, self.width = z_dim, shape, width
+        self.project = nn.Sequential(nn.Linear(z_dim, 2 * width * (h // 4) * (w // 4)),
+                                     nn.BatchNorm1d(2 * width * (h // 4) * (w // 4)), nn.ReLU())
+        self.net = nn.Sequential(
+            nn.ConvTranspose2d(2 * width, width, 4, 2, 1), nn.BatchNorm2d(width), nn.ReLU(),
+            nn.ConvTranspose2d(width, c, 4, 2, 1), OUTPUTS[output](),
+        )
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        _, h, w = self.shape
+        return self.net(self.project(z).view(-1, 2 * self.width, h // 4, w // 4)).flatten(1)
+
+
+class DCGANDiscriminator(nn.Module):
+    def __init__(self, shape: tuple[int, int, int] = (1, 28, 28), width: int = 64):
+        super().__init__()
+        c, h, w = shape
+        self.shape = shape
+        self.net = nn.Sequential(
+            nn.Conv2d(c, width, 4, 2, 1), nn.LeakyReLU(0.2),
+            nn.Conv2d(width, 2 * width, 4, 2, 1), nn.LeakyReLU(0.2),
+            nn.Flatten(), nn.Linear(2 * width * (h // 4) * (w // 4), 1),
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(x.view(-1, *self.shape)).squeeze(-1)
