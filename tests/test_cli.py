@@ -72,3 +72,16 @@ def test_resume_from_cli(tmp_path, capsys):
     assert rundir.read_metrics(run)[-1]["step"] == 15
     assert main(["train", "--out", str(run), *TINY]) == 2
     assert "already holds a run" in capsys.readouterr().err
+
+
+def test_missing_data_writes_no_run_directory(tmp_path, capsys, isolated_cache, monkeypatch):
+    import dataclasses
+
+    from gankit.data import mnist
+
+    monkeypatch.setitem(mnist.IMAGE_SETS, "mnist", dataclasses.replace(mnist.IMAGE_SETS["mnist"], system_dirs=()))
+    run = tmp_path / "run"
+    assert main(["train", "--dataset", "mnist", "--data-dir", str(tmp_path / "none"), "--out", str(run),
+                 "--no-progress"]) == 2
+    assert "not found" in capsys.readouterr().err
+    assert not run.exists()

@@ -214,9 +214,11 @@ def fit(cfg: Config, run_dir: str | Path, resume: bool = False, force: bool = Fa
         if differing and not force:
             raise rundir.RunDirError(f"cannot resume {run_dir}: config differs in {', '.join(differing)} "
                                      f"(use --force to resume anyway)")
-    elif rank == 0:
+    elif rank == 0 and rundir.holds_run(run_dir):
+        rundir.create(run_dir, cfg)  # refuses, naming the run it would overwrite
+    gan = build(cfg, data, device)  # data problems surface here, before anything is written
+    if not resume and rank == 0:
         rundir.create(run_dir, cfg)
-    gan = build(cfg, data, device)
     G, D, data = gan.G, gan.D, gan.data
     if world > 1:  # D and G replicas; the raw modules serve the steps that must not synchronise
         from torch.nn.parallel import DistributedDataParallel as DDP
