@@ -19,7 +19,7 @@ TRAIN_FLAGS = {
     "dataset": str, "model": str, "loss": str, "update": str, "k": int, "batch_size": int, "steps": int,
     "epochs": float, "optimizer": str, "lr": float, "lr_d": float, "momentum": float, "final_momentum": float,
     "lr_decay": float, "lr_min": float, "beta2": float, "momentum_saturate": float, "ema": float, "z_dim": int, "noise": str, "hidden": int, "layers": int, "seed": int, "device": str,
-    "precision": str, "data_dir": str, "split": str, "subset": int, "pixel_range": str, "log_every": int, "sample_every": int,
+    "precision": str, "data_dir": str, "split": str, "image_size": int, "subset": int, "pixel_range": str, "log_every": int, "sample_every": int,
     "checkpoint_every": int, "keep_checkpoints": int,
 }
 

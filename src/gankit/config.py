@@ -39,6 +39,7 @@ class Config:
     dataset: str = "ring8"
     data_dir: str | None = None
     split: str = "train"
+    image_size: int = 32  # side of the square images of a folder: dataset
     subset: int | None = None
     pixel_range: str = "01"
     # model
@@ -113,7 +114,7 @@ _CHOICES = {
     "model": MODELS, "loss": LOSSES, "update": UPDATES, "optimizer": OPTIMIZERS,
     "noise": NOISES, "device": DEVICES, "precision": PRECISIONS, "pixel_range": PIXEL_RANGES, "split": SPLITS,
 }
-_POSITIVE = ("z_dim", "hidden", "layers", "k", "batch_size", "log_every",
+_POSITIVE = ("image_size", "z_dim", "hidden", "layers", "k", "batch_size", "log_every",
              "checkpoint_every", "keep_checkpoints", "lr", "lr_min", "momentum_saturate")
 
 
@@ -154,9 +155,10 @@ def validate(cfg: Config) -> Config:
     """Raise ConfigError naming the first bad key; return cfg unchanged when valid."""
     for key in FIELD_TYPES:
         coerce(key, getattr(cfg, key))
-    if cfg.dataset not in DATASETS_TOY + DATASETS_IMAGE:
+    if cfg.dataset not in DATASETS_TOY + DATASETS_IMAGE + ("cifar10",) and not (
+            cfg.dataset.startswith("folder:") and len(cfg.dataset) > len("folder:")):
         raise ConfigError(f"config key 'dataset': unknown dataset '{cfg.dataset}' "
-                          f"(choose from {', '.join(DATASETS_TOY + DATASETS_IMAGE)})")
+                          f"(choose from {', '.join(DATASETS_TOY + DATASETS_IMAGE)}, cifar10, folder:PATH)")
     for key, choices in _CHOICES.items():
         if getattr(cfg, key) not in choices:
             raise ConfigError(f"config key '{key}': unknown value '{getattr(cfg, key)}' (choose from {', '.join(choices)})")
@@ -184,8 +186,8 @@ def validate(cfg: Config) -> Config:
         raise ConfigError(f"config key 'beta2' must be in [0, 1), got {cfg.beta2!r}")
     if not (cfg.lr_decay >= 1 and math.isfinite(cfg.lr_decay)):
         raise ConfigError(f"config key 'lr_decay' must be >= 1 (lr is divided by it each step), got {cfg.lr_decay!r}")
-    if cfg.model in ("paper", "dcgan", "bn-mlp") and cfg.dataset not in DATASETS_IMAGE:
-        raise ConfigError(f"config key 'model': '{cfg.model}' is for 28x28 images, not dataset '{cfg.dataset}'")
+    if cfg.model in ("paper", "dcgan", "bn-mlp") and cfg.dataset in DATASETS_TOY:
+        raise ConfigError(f"config key 'model': '{cfg.model}' is for images, not dataset '{cfg.dataset}'")
     return cfg
 
 
@@ -203,7 +205,7 @@ def settle(*layers: dict) -> Config:
     for layer in layers:
         merged.update(layer)
     dataset = merged.get("dataset", Config.dataset)
-    base = IMAGE_DEFAULTS if dataset in DATASETS_IMAGE else {}
+    base = IMAGE_DEFAULTS if dataset not in DATASETS_TOY else {}
     values = {**base, **merged}
     if values.get("steps") is not None and "epochs" not in merged:
         values["epochs"] = None

@@ -26,7 +26,7 @@ def run_metric(run_dir: str | Path, metric: str, n_samples: int | None = None, s
         from gankit.metrics.classifier import class_coverage, get_classifier, predict
 
         gan = load_run(run_dir, device)
-        if gan.data.kind != "image":
+        if gan.cfg.dataset not in SHORT:
             raise ValueError(f"metric 'classes' needs an MNIST-family image dataset, not '{gan.data.name}'")
         model, meta = get_classifier(gan.cfg.dataset, gan.cfg.data_dir)
         import torch
@@ -61,7 +61,7 @@ def _feature_metric(run_dir, metric: str, n: int, seed: int, device: str) -> dic
     from gankit.metrics.classifier import features, get_classifier
 
     gan = load_run(run_dir, device)
-    if gan.data.kind != "image":
+    if gan.cfg.dataset not in SHORT:
         raise ValueError(f"metric '{metric}' needs an MNIST-family image dataset, not '{gan.data.name}'")
     model, meta = get_classifier(gan.cfg.dataset, gan.cfg.data_dir)
     test = load_dataset(gan.cfg.dataset, "test", gan.cfg.data_dir)

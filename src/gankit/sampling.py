@@ -25,7 +25,7 @@ def load_run(run_dir: str | Path, device: str = "auto", split: str | None = None
 
     split = split or cfg.split
     data = load_dataset(cfg.dataset, split, cfg.data_dir, cfg.subset if split == cfg.split else None,
-                        cfg.pixel_range)
+                        cfg.pixel_range, image_size=cfg.image_size)
     gan = build(cfg, data, dev)
     state = checkpoint.load(run_dir / "checkpoints" / "last.pt", dev)
     gan.G.load_state_dict(state["G"])

@@ -184,7 +184,8 @@ def build(cfg: Config, data: Data | None = None, device: torch.device | None = N
     """Seed, load the data and make the models on the device."""
     device = device or resolve_device(cfg.device)
     if data is None:
-        data = load_dataset(cfg.dataset, cfg.split, cfg.data_dir, cfg.subset, cfg.pixel_range)
+        data = load_dataset(cfg.dataset, cfg.split, cfg.data_dir, cfg.subset, cfg.pixel_range,
+                            image_size=cfg.image_size)
     torch.manual_seed(cfg.seed)
     G, D = build_models(cfg, data)
     G_ema = copy.deepcopy(G).requires_grad_(False).to(device) if cfg.ema > 0 else None

@@ -42,7 +42,7 @@ class Data:
 
 
 def load_dataset(name: str, split: str = "train", data_dir: str | Path | None = None, subset: int | None = None,
-                 pixel_range: str = "01", download: bool = True) -> Data:
+                 pixel_range: str = "01", download: bool = True, image_size: int = 32) -> Data:
     """Load a dataset by name; `subset` keeps the first N samples; pixel_range is '01' or 'pm1'."""
     if name in TOY:
         modes, std = toy.toy_modes(name)
@@ -54,8 +54,21 @@ def load_dataset(name: str, split: str = "train", data_dir: str | Path | None = 
             x = x * 2 - 1
         data = Data(name, x, (1, 28, 28), "image", (0.0, 1.0) if pixel_range == "01" else (-1.0, 1.0),
                     torch.from_numpy(labels.astype("int64")), classes=mnist.IMAGE_SETS[name].classes)
+    elif name == "cifar10" or name.startswith("folder:"):
+        from gankit.data import cifar
+
+        if name == "cifar10":
+            images, labels = cifar.load_cifar10(split, data_dir, download)
+            lab, classes = torch.from_numpy(labels), cifar.CLASSES
+        else:
+            images, lab, classes = cifar.load_folder(name[len("folder:"):], image_size), None, ()
+        x = torch.from_numpy(images.reshape(len(images), -1).astype("float32") / 255.0)
+        if pixel_range == "pm1":
+            x = x * 2 - 1
+        data = Data(name, x, tuple(images.shape[1:]), "image", (0.0, 1.0) if pixel_range == "01" else (-1.0, 1.0),
+                    lab, classes=classes)
     else:
-        raise ValueError(f"unknown dataset '{name}' (choose from {', '.join(TOY + IMAGES)})")
+        raise ValueError(f"unknown dataset '{name}' (choose from {', '.join(TOY + IMAGES)}, cifar10, folder:PATH)")
     if subset is not None:
         if subset < 1:
             raise ValueError(f"subset must be >= 1, got {subset}")
