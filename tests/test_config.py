@@ -14,6 +14,14 @@ def test_defaults_are_valid_and_round_trip_through_toml(tmp_path):
     assert C.load(p) == cfg
 
 
+@pytest.mark.parametrize("name", sorted(C.PRESETS))
+def test_every_preset_settles_and_round_trips(tmp_path, name):
+    cfg = C.settle(C.preset(name))
+    p = tmp_path / "c.toml"
+    p.write_text(C.dumps(cfg))
+    assert C.load(p) == cfg
+
+
 def test_preset_round_trip(tmp_path):
     cfg = C.from_dict(C.preset("paper-fashion-mnist"))
     assert (cfg.model, cfg.batch_size, cfg.optimizer, cfg.lr, cfg.z_dim) == ("paper", 100, "sgd", 0.1, 100)
