@@ -24,6 +24,27 @@ TRAIN_FLAGS = {
 }
 
 
+FLAG_HELP = {
+    "dataset": "ring8 | grid25 | gaussian1d | mnist | fashion-mnist | kmnist | cifar10 | folder:PATH",
+    "model": "mlp | bn-mlp | dcgan | paper", "loss": "generator loss: nonsaturating (default) | minimax",
+    "update": "alternating (Algorithm 1) | simultaneous", "k": "discriminator steps per iteration",
+    "batch_size": "m, samples per minibatch (per process under torchrun)", "steps": "iterations to train",
+    "epochs": "passes of D over the real data", "optimizer": "adam | sgd", "lr": "learning rate",
+    "lr_d": "discriminator learning rate (default: --lr)", "momentum": "SGD's initial momentum or Adam's beta1",
+    "final_momentum": "SGD momentum reached at --momentum-saturate epochs", "beta2": "Adam's beta2",
+    "lr_decay": "divide lr by this every step", "lr_min": "floor of the decayed lr",
+    "momentum_saturate": "epoch at which SGD momentum reaches --final-momentum",
+    "ema": "decay of the moving average of G's weights used for sampling (0 = off)",
+    "z_dim": "noise dimension", "noise": "normal | uniform (on [-sqrt 3, sqrt 3])", "hidden": "width of hidden layers",
+    "layers": "hidden layers of the MLPs", "seed": "random seed", "device": "auto | cpu | cuda",
+    "precision": "fp32 | bf16 (autocast)", "data_dir": "directory holding the dataset's files",
+    "split": "train | valid | trainval | test", "image_size": "image side for folder: datasets",
+    "subset": "keep the first N training samples", "pixel_range": "01 ([0, 1], sigmoid) | pm1 ([-1, 1], tanh)",
+    "log_every": "steps between logged metrics", "sample_every": "steps between sample pictures (0: every epoch)",
+    "checkpoint_every": "steps between checkpoints", "keep_checkpoints": "numbered checkpoints to keep",
+}
+
+
 class UsageError(Exception):
     """Bad command-line input: reported in one line, exit code 2."""
 
@@ -40,7 +61,7 @@ def _parser() -> argparse.ArgumentParser:
     t.add_argument("--force", action="store_true", help="resume even if the config differs")
     t.add_argument("--no-progress", action="store_true", help="no progress bar")
     for key, typ in TRAIN_FLAGS.items():
-        t.add_argument("--" + key.replace("_", "-"), dest=key, type=typ)
+        t.add_argument("--" + key.replace("_", "-"), dest=key, type=typ, help=FLAG_HELP.get(key))
 
     s = sub.add_parser("sample", help="draw samples from a trained run")
     s.add_argument("run_dir")
