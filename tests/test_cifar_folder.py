@@ -70,3 +70,15 @@ def test_folder_dataset_resizes_and_crops(tmp_path, capsys):
         load_dataset(f"folder:{d}")
     with pytest.raises(DatasetNotFound, match="not a directory"):
         load_dataset(f"folder:{tmp_path / 'nope'}")
+
+
+def test_paper_cifar10_preset_trains(tmp_path, isolated_cache, monkeypatch):
+    import gankit.data.cifar as cifar
+
+    monkeypatch.setattr(cifar, "SPLITS", {"train": (0, 90), "valid": (90, 100), "trainval": (0, 100), "test": None})
+    _write_cifar(tmp_path / "c")
+    run = tmp_path / "run"
+    assert main(["train", "--preset", "paper-cifar10", "--data-dir", str(tmp_path / "c"), "--steps", "2",
+                 "--batch-size", "10", "--out", str(run), "--no-progress"]) == 0
+    assert main(["sample", str(run), "--nearest", "--n", "4", "--out", str(tmp_path / "fig2.png")]) == 0
+    assert Image.open(tmp_path / "fig2.png").mode == "RGB"

@@ -89,3 +89,18 @@ def test_dcgan_shapes(shape):
     assert torch.allclose(D(x[:2]), D(x)[:2], atol=1e-6)  # no batch dependence in D
     with pytest.raises(ValueError, match="divisible by 4"):
         DCGANGenerator(16, (1, 30, 30))
+
+
+def test_paper_conv_nets():
+    from gankit.models.paper import MaxoutConv2d, PaperConvDiscriminator, PaperConvGenerator
+
+    m = MaxoutConv2d(3, 4, 2, 3, 1, 1, 0.1)
+    x = torch.randn(2, 3, 8, 8)
+    assert torch.equal(m(x), m.conv(x).view(2, 4, 2, 8, 8).amax(2))
+    G = PaperConvGenerator(100, (3, 32, 32), output_bias=torch.zeros(3 * 32 * 32))
+    D = PaperConvDiscriminator((3, 32, 32))
+    img = G(torch.rand(4, 100))
+    assert img.shape == (4, 3072) and 0 <= img.min() and img.max() <= 1
+    D.eval()
+    assert D(img).shape == (4,)
+    assert PaperConvGenerator(100, (1, 28, 28))(torch.rand(2, 100)).shape == (2, 784)

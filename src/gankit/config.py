@@ -16,7 +16,7 @@ from pathlib import Path
 
 DATASETS_TOY = ("gaussian1d", "ring8", "grid25")
 DATASETS_IMAGE = ("mnist", "fashion-mnist", "kmnist")
-MODELS = ("mlp", "bn-mlp", "dcgan", "paper")
+MODELS = ("mlp", "bn-mlp", "dcgan", "paper", "paper-conv")
 LOSSES = ("nonsaturating", "minimax")
 UPDATES = ("alternating", "simultaneous")
 OPTIMIZERS = ("adam", "sgd")
@@ -102,6 +102,9 @@ PRESETS: dict[str, dict] = {
 }
 PRESETS["paper-fashion-mnist"] = {**PRESETS["paper-mnist"], "dataset": "fashion-mnist"}
 PRESETS["paper-kmnist"] = {**PRESETS["paper-mnist"], "dataset": "kmnist"}
+# The paper's CIFAR-10 experiment: maxout-conv D, "deconvolutional" G. Layer sizes are gankit's (the
+# paper gives none); optimiser and schedule as for MNIST; no max-norm constraints (see README).
+PRESETS["paper-cifar10"] = {**PRESETS["paper-mnist"], "dataset": "cifar10", "model": "paper-conv"}
 # DCGAN-style nets (width 32 to suit a CPU) over the image defaults: ~3 minutes for 8 epochs on 2 cores.
 PRESETS["dcgan-fashion-mnist"] = dict(dataset="fashion-mnist", model="dcgan", hidden=32, epochs=8.0)
 PRESETS["dcgan-mnist"] = {**PRESETS["dcgan-fashion-mnist"], "dataset": "mnist"}
@@ -189,7 +192,7 @@ def validate(cfg: Config) -> Config:
         raise ConfigError(f"config key 'beta2' must be in [0, 1), got {cfg.beta2!r}")
     if not (cfg.lr_decay >= 1 and math.isfinite(cfg.lr_decay)):
         raise ConfigError(f"config key 'lr_decay' must be >= 1 (lr is divided by it each step), got {cfg.lr_decay!r}")
-    if cfg.model in ("paper", "dcgan", "bn-mlp") and cfg.dataset in DATASETS_TOY:
+    if cfg.model in ("paper", "paper-conv", "dcgan", "bn-mlp") and cfg.dataset in DATASETS_TOY:
         raise ConfigError(f"config key 'model': '{cfg.model}' is for images, not dataset '{cfg.dataset}'")
     return cfg
 

@@ -69,3 +69,65 @@ def output_bias_from_mean(mean: torch.Tensor, output: str = "sigmoid", eps: floa
         m = mean.clamp(eps, 1 - eps)
         return torch.log(m) - torch.log1p(-m)
     return torch.atanh(mean.clamp(-1 + eps, 1 - eps))
+
+
+class MaxoutConv2d(nn.Module):
+    """Convolutional maxout: `units` feature maps, each the max over `pieces` convolutions."""
+
+    def __init__(self, c_in: int, units: int, pieces: int, kernel: int, stride: int, padding: int, irange: float):
+        super().__init__()
+        self.units, self.pieces = units, pieces
+        self.conv = nn.Conv2d(c_in, units * pieces, kernel, stride, padding)
+        nn.init.uniform_(self.conv.weight, -irange, irange)
+        nn.init.zeros_(self.conv.bias)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = self.conv(x)
+        return y.view(y.shape[0], self.units, self.pieces, *y.shape[2:]).amax(2)
+
+
+class PaperConvGenerator(nn.Module):
+    """The paper's "deconvolutional" CIFAR-10 generator, as gankit builds it: z -> ReLU linear to
+    256 x H/4 x W/4 -> ReLU transposed conv (128) -> sigmoid transposed conv to the image (5x5 kernels)."""
+
+    def __init__(self, z_dim: int = 100, shape: tuple[int, int, int] = (3, 32, 32), irange: float = 0.05,
+                 output_bias: torch.Tensor | None = None, output: str = "sigmoid"):
+        super().__init__()
+        c, h, w = shape
+        if h % 4 or w % 4:
+            raise ValueError(f"the paper's conv nets need image sides divisible by 4, got {h}x{w}")
+        self.z_dim, self.shape = z_dim, shape
+        self.project = nn.Sequential(_uniform_(nn.Linear(z_dim, 256 * (h // 4) * (w // 4)), irange), nn.ReLU())
+        self.up1 = nn.ConvTranspose2d(256, 128, 5, 2, 2, output_padding=1)
+        self.up2 = nn.ConvTranspose2d(128, c, 5, 2, 2, output_padding=1)
+        for layer in (self.up1, self.up2):
+            nn.init.uniform_(layer.weight, -irange, irange)
+            nn.init.zeros_(layer.bias)
+        if output_bias is not None:  # per-channel logit of the data's mean pixel
+            with torch.no_grad():
+                self.up2.bias.copy_(output_bias.view(c, -1).mean(1))
+        self.out = nn.Sigmoid() if output == "sigmoid" else nn.Tanh()
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        _, h, w = self.shape
+        x = self.project(z).view(-1, 256, h // 4, w // 4)
+        return self.out(self.up2(torch.relu(self.up1(x)))).flatten(1)
+
+
+class PaperConvDiscriminator(nn.Module):
+    """The paper's maxout-convolutional CIFAR-10 discriminator, as gankit builds it: dropout (keep 0.8) ->
+    maxout conv 64 x 2 pieces -> dropout (0.5) -> maxout conv 128 x 2 -> dropout -> maxout 240 x 5 -> 1 logit."""
+
+    def __init__(self, shape: tuple[int, int, int] = (3, 32, 32), irange: float = 0.005):
+        super().__init__()
+        c, h, w = shape
+        self.shape = shape
+        self.net = nn.Sequential(
+            nn.Dropout(0.2), MaxoutConv2d(c, 64, 2, 5, 2, 2, irange),
+            nn.Dropout(0.5), MaxoutConv2d(64, 128, 2, 5, 2, 2, irange),
+            nn.Flatten(), nn.Dropout(0.5), Maxout(128 * (h // 4) * (w // 4), 240, 5, irange),
+            nn.Dropout(0.5), _uniform_(nn.Linear(240, 1), irange),
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(x.view(-1, *self.shape)).squeeze(-1)
