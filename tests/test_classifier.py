@@ -26,8 +26,8 @@ def test_classifier_learns_separable_images_and_cache_checks_its_weights(tmp_pat
     assert (C.predict(model, x) == y).float().mean() > 0.95
     assert C.features(model, x[:5]).shape == (5, 128)
     # a cached classifier whose weights were altered is refused
-    path = tmp_path / "mnist-v1.pt"
+    path = tmp_path / "mnist-v2.pt"
     torch.save(model.state_dict(), path)
-    (tmp_path / "mnist-v1.json").write_text('{"sha256": "0", "n_classes": 2}')
+    (tmp_path / "mnist-v2.json").write_text('{"sha256": "0", "n_classes": 2}')
     with pytest.raises(ValueError, match="checksum"):
         C.get_classifier("mnist", cache=tmp_path)

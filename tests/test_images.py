@@ -136,10 +136,10 @@ def test_feature_metrics_from_the_cli(tmp_path, image_dir, isolated_cache, capsy
     model = C.train_classifier(data.x, data.labels, epochs=1, batch=64, progress=False)
     cache = isolated_cache / "gankit" / "classifiers"
     cache.mkdir(parents=True)
-    torch.save(model.state_dict(), cache / "kmnist-v1.pt")
-    meta = {"dataset": "kmnist", "version": 1, "n_classes": 10, "test_accuracy": 0.1,
+    torch.save(model.state_dict(), cache / "kmnist-v2.pt")
+    meta = {"dataset": "kmnist", "version": 2, "n_classes": 10, "test_accuracy": 0.1,
             "sha256": C._weights_digest(model), "test_histogram": [50] * 10}
-    atomic_write_bytes(cache / "kmnist-v1.json", json.dumps(meta).encode())
+    atomic_write_bytes(cache / "kmnist-v2.json", json.dumps(meta).encode())
 
     run = tmp_path / "run"
     assert main(["train", "--dataset", "kmnist", "--data-dir", str(image_dir), "--steps", "3", "--out", str(run),
