@@ -130,7 +130,7 @@ def cmd_train(args: dict) -> int:
     if "resume" in args:
         run_dir = Path(args["resume"])
         saved = rundir.read_config(run_dir)
-        base = {k: v for k, v in saved.to_dict().items()}
+        base = saved.to_dict()
         flags = {k: v for k, v in args.items() if k in TRAIN_FLAGS}
         cfg = config_mod.from_dict({**base, **(config_mod.read_toml(args["config"]) if "config" in args else {}),
                                     **flags})

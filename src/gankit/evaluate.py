@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import torch
+
 from gankit import rundir
 from gankit.metrics.modes import mode_metrics
 from gankit.sampling import load_run
@@ -16,23 +18,14 @@ def run_metric(run_dir: str | Path, metric: str, n_samples: int | None = None, s
         gan = load_run(run_dir, device)
         if gan.data.kind != "toy":
             raise ValueError(f"metric 'modes' needs a toy dataset with known modes, not '{gan.data.name}'")
-        import torch
-
         torch.manual_seed(seed)
         result = mode_metrics(gan.sample(n_samples or 2500).cpu(), gan.data.modes, gan.data.mode_std)
     elif metric in ("fd", "kid", "pr"):
         result = _feature_metric(run_dir, metric, n_samples or 10_000, seed, device)
     elif metric == "classes":
-        from gankit.metrics.classifier import class_coverage, get_classifier, predict
+        from gankit.metrics.classifier import class_coverage, predict
 
-        gan = load_run(run_dir, device)
-        if gan.cfg.dataset not in SHORT:
-            raise ValueError(f"metric 'classes' needs an MNIST-family image dataset, not '{gan.data.name}'")
-        model, meta = get_classifier(gan.cfg.dataset, gan.cfg.data_dir)
-        import torch
-
-        torch.manual_seed(seed)
-        x = gan.data.images(gan.sample(n_samples or 10_000).cpu()).reshape(-1, 784)
+        gan, model, meta, x = _classified_samples(run_dir, metric, n_samples or 10_000, seed, device)
         result = class_coverage(predict(model, x), meta["test_histogram"])
         result.update({"protocol": f"classes{(n_samples or 10_000) // 1000}k_{gan.cfg.dataset}",
                        "classifier_test_accuracy": meta["test_accuracy"], "classifier_sha256": meta["sha256"]})
@@ -52,22 +45,28 @@ METRICS = ("modes", "parzen", "classes", "fd", "kid", "pr")
 SHORT = {"mnist": "mnist", "fashion-mnist": "fmnist", "kmnist": "kmnist"}
 
 
-def _feature_metric(run_dir, metric: str, n: int, seed: int, device: str) -> dict:
-    """FD / KID / precision-recall between n generated and the test images, on the domain classifier's
-    penultimate features."""
-    import torch
-
-    from gankit.data import load_dataset
-    from gankit.metrics.classifier import features, get_classifier
+def _classified_samples(run_dir, metric: str, n: int, seed: int, device: str):
+    """(GAN, domain classifier, its metadata, n samples as [n, 784] images in [0, 1]) for a metric that
+    needs the classifier of an MNIST-family run."""
+    from gankit.metrics.classifier import get_classifier
 
     gan = load_run(run_dir, device)
     if gan.cfg.dataset not in SHORT:
         raise ValueError(f"metric '{metric}' needs an MNIST-family image dataset, not '{gan.data.name}'")
     model, meta = get_classifier(gan.cfg.dataset, gan.cfg.data_dir)
-    test = load_dataset(gan.cfg.dataset, "test", gan.cfg.data_dir)
     torch.manual_seed(seed)
-    fake = features(model, gan.data.images(gan.sample(n).cpu()).reshape(-1, 784))
-    real = features(model, test.x[:n])
+    return gan, model, meta, gan.data.images(gan.sample(n).cpu()).reshape(-1, 784)
+
+
+def _feature_metric(run_dir, metric: str, n: int, seed: int, device: str) -> dict:
+    """FD / KID / precision-recall between n generated and the test images, on the domain classifier's
+    penultimate features."""
+    from gankit.data import load_dataset
+    from gankit.metrics.classifier import features
+
+    gan, model, meta, x = _classified_samples(run_dir, metric, n, seed, device)
+    fake = features(model, x)
+    real = features(model, load_dataset(gan.cfg.dataset, "test", gan.cfg.data_dir).x[:n])
     tag = f"{n // 1000}k_{SHORT.get(gan.cfg.dataset, gan.cfg.dataset)}"
     if metric == "fd":
         from gankit.metrics.frechet import frechet_distance

@@ -11,7 +11,7 @@ import numpy as np
 import torch
 
 from gankit import losses
-from gankit.metrics.collapse import CollapseMonitor, diversity  # noqa: F401 - part of this module's story
+from gankit.metrics.collapse import diversity
 from gankit.metrics.modes import mode_metrics
 from gankit.noise import sample_noise
 from gankit.train import GAN, RealBatches

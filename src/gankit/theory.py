@@ -188,10 +188,7 @@ def figure1(out, run_dir, moments=(0, 150, 600, 4000), seed: int = 0, progress: 
     above, and the mapping x = G(z) from a uniform z-line below, at four moments of training.
 
     The run is trained in segments (bit-exact resume), so each panel is the state at that step."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from gankit.plots import plt  # the one place that chooses matplotlib's backend
 
     from gankit import config as config_mod
     from gankit.sampling import load_run
@@ -253,10 +250,7 @@ def _initial(gan):
 def ratio_figure(out, seed: int = 0) -> list[dict]:
     """D/(1 - D) against p_data/p_g for the 1-D standard pairs: plot of the log ratio and its mean absolute
     error on samples of both densities."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from gankit.plots import plt  # the one place that chooses matplotlib's backend
 
     pairs = [pq for pq in standard_pairs() if pq[1].dim == 1 and pq[0] != "identical 1-D"]
     fig, axes = plt.subplots(1, len(pairs), figsize=(4.2 * len(pairs), 3.4))

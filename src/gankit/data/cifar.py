@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from gankit.data.idx import IDXError
-from gankit.data.mnist import DatasetNotFound, cache_dir
+from gankit.data.mnist import DatasetNotFound, cache_dir, search_dirs
 
 URL = "https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz"
 MD5 = "c58f30108f718f92721af3b95e74349a"
@@ -62,7 +62,7 @@ def _extract(archive: Path, dest: Path) -> Path:
 
 
 def locate(data_dir=None, download: bool = True) -> Path:
-    dirs = _dirs(data_dir)
+    dirs = search_dirs("cifar10", data_dir)
     for d in dirs:
         if (d / "cifar-10-batches-py" / "test_batch").is_file():
             return d / "cifar-10-batches-py"
@@ -88,13 +88,6 @@ def locate(data_dir=None, download: bool = True) -> Path:
     raise DatasetNotFound(f"cifar10: cifar-10-batches-py not found in {', '.join(map(str, dirs))}; {reason}. "
                           f"Put cifar-10-python.tar.gz or its extracted folder in {cache_dir('cifar10')} "
                           f"or pass --data-dir DIR")
-
-
-def _dirs(data_dir) -> list[Path]:
-    dirs = [Path(data_dir)] if data_dir else []
-    if os.environ.get("GANKIT_DATA"):
-        dirs += [Path(os.environ["GANKIT_DATA"]) / "cifar10", Path(os.environ["GANKIT_DATA"])]
-    return dirs + [cache_dir("cifar10")]
 
 
 def load_cifar10(split: str = "train", data_dir=None, download: bool = True) -> tuple[np.ndarray, np.ndarray]:

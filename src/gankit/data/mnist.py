@@ -83,16 +83,15 @@ def cache_dir(name: str) -> Path:
     return Path(base) / "gankit" / name
 
 
-def search_dirs(name: str, data_dir: str | Path | None = None) -> list[Path]:
-    """Directories searched, in order."""
+def search_dirs(name: str, data_dir: str | Path | None = None, system_dirs: tuple[str, ...] = ()) -> list[Path]:
+    """Directories searched for a dataset's files, in order: data_dir, $GANKIT_DATA(/name), the cache, system."""
     dirs = []
     if data_dir:
         dirs.append(Path(data_dir))
     if os.environ.get("GANKIT_DATA"):
         dirs += [Path(os.environ["GANKIT_DATA"]) / name, Path(os.environ["GANKIT_DATA"])]
     dirs.append(cache_dir(name))
-    dirs += [Path(d) for d in IMAGE_SETS[name].system_dirs]
-    return dirs
+    return dirs + [Path(d) for d in system_dirs]
 
 
 def _find(base: str, dirs: list[Path]) -> Path | None:
@@ -138,7 +137,7 @@ def locate(name: str, keys: list[str], data_dir: str | Path | None = None, downl
     """Paths of the requested files, downloading missing ones into the cache when allowed."""
     if name not in IMAGE_SETS:
         raise ValueError(f"unknown image dataset '{name}' (choose from {', '.join(IMAGE_SETS)})")
-    dirs = search_dirs(name, data_dir)
+    dirs = search_dirs(name, data_dir, IMAGE_SETS[name].system_dirs)
     found = {k: _find(FILES[k], dirs) for k in keys}
     missing = [k for k, p in found.items() if p is None]
     if missing and download and not os.environ.get("GANKIT_OFFLINE"):
