@@ -25,13 +25,15 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from PIL import Image
 from torch import nn
 
-CASES = {  # name: (model, batch, z_dim, noise, pixel range, optimiser settings)
+CASES = {  # name: (model, batch, z_dim, noise, pixel range, optimiser settings); no weight averaging (ema = 0),
+    # as the reference has none
     "paper": dict(model="paper", batch_size=100, z_dim=100, noise="uniform", pixel_range="01", optimizer="sgd",
-                  lr=0.1, momentum=0.5, final_momentum=0.7, lr_decay=1.000004),
+                  lr=0.1, momentum=0.5, final_momentum=0.7, lr_decay=1.000004, ema=0.0),
     "tutorial": dict(model="bn-mlp", batch_size=64, z_dim=100, noise="normal", pixel_range="pm1", optimizer="adam",
-                     lr=2e-4, momentum=0.5),
+                     lr=2e-4, momentum=0.5, beta2=0.999, ema=0.0),
 }
 
 
@@ -81,29 +83,62 @@ def run_gankit(case: str, steps: int, precision: str) -> dict:
     return {"seconds": secs, "flops": step_flops(gan.G, gan.D, CASES[case]["batch_size"], False), "source": source}
 
 
+class RefMaxout(nn.Module):
+    """Maxout as tutorials write it: a Linear, then max over the last axis of a [units, pieces] view."""
+
+    def __init__(self, d_in, units, pieces):
+        super().__init__()
+        self.units, self.pieces = units, pieces
+        self.lin = nn.Linear(d_in, units * pieces)
+
+    def forward(self, x):
+        return self.lin(x).view(-1, self.units, self.pieces).max(-1)[0]
+
+
+def reference_paper_nets() -> tuple[nn.Module, nn.Module]:
+    """The paper's MNIST nets, tutorial style (nn.Dropout, view-and-max maxout), same shapes as gankit's."""
+    G = nn.Sequential(nn.Linear(100, 1200), nn.ReLU(), nn.Linear(1200, 1200), nn.ReLU(), nn.Linear(1200, 784),
+                      nn.Sigmoid())
+    D = nn.Sequential(nn.Dropout(0.2), RefMaxout(784, 240, 5), nn.Dropout(0.5), RefMaxout(240, 240, 5),
+                      nn.Dropout(0.5), nn.Linear(240, 1), nn.Flatten(0))
+    for layer in G.modules():
+        if isinstance(layer, nn.Linear):
+            nn.init.uniform_(layer.weight, -0.05, 0.05)
+    for layer in D.modules():
+        if isinstance(layer, nn.Linear):
+            nn.init.uniform_(layer.weight, -0.005, 0.005)
+    return G, D
+
+
 def run_reference(case: str, steps: int) -> dict:
-    """The tutorial way (deliberately not gankit's code)."""
+    """The tutorial way (deliberately not gankit's code; the tutorial MLP's classes are plain nn layers)."""
     from torch.utils.data import DataLoader, Dataset
 
     from gankit.models.mlp import BNMLPGenerator, TutorialDiscriminator
-    from gankit.models.paper import PaperDiscriminator, PaperGenerator
 
     c = CASES[case]
     images, source = load_images(c["pixel_range"])
+    labels = np.zeros(len(images), np.int64)
 
     class Images(Dataset):
+        """Per image, what torchvision's FashionMNIST with ToTensor (+ Normalize(0.5, 0.5)) does: a PIL
+        image, converted to a float tensor in [0, 1], normalised in place (written out: torchvision cannot
+        be installed beside the CPU torch here)."""
+
         def __len__(self):
             return len(images)
 
         def __getitem__(self, i):
-            img = torch.from_numpy(images[i]).float().div(255.0)
+            pic = Image.fromarray(images[i], mode="L")
+            img = torch.from_numpy(np.array(pic, np.uint8, copy=True)).view(28, 28, 1).permute(2, 0, 1)
+            img = img.contiguous().float().div(255)
             if c["pixel_range"] == "pm1":
-                img = (img - 0.5) / 0.5
-            return img.view(-1), 0
+                img = img.sub_(0.5).div_(0.5)
+            return img, int(labels[i])
 
     torch.manual_seed(0)
     if case == "paper":
-        G, D0 = PaperGenerator(), PaperDiscriminator()
+        G, D0 = reference_paper_nets()
         opt = lambda p: torch.optim.SGD(p, lr=c["lr"], momentum=c["momentum"])  # noqa: E731
     else:
         G, D0 = BNMLPGenerator(), TutorialDiscriminator()
@@ -117,7 +152,8 @@ def run_reference(case: str, steps: int) -> dict:
     def loop(n):
         done = 0
         while done < n:
-            for real, _ in loader:
+            for imgs, _ in loader:
+                real = imgs.view(imgs.size(0), -1)
                 valid, fake = torch.ones(m), torch.zeros(m)
                 if c["noise"] == "normal":
                     z = torch.tensor(np.random.normal(0, 1, (m, c["z_dim"])), dtype=torch.float32)

@@ -22,8 +22,8 @@ def test_mlp_shapes():
 def test_maxout_takes_max_over_pieces():
     m = Maxout(2, units=3, pieces=4, irange=0.1)
     x = torch.randn(7, 2)
-    pre = m.linear(x).view(7, 3, 4)
-    assert torch.equal(m(x), pre.max(-1).values)
+    pre = m.affine(x).view(7, 4, 3)
+    assert torch.equal(m(x), pre.max(1).values)
 
 
 def test_paper_nets_shapes_init_and_output_bias():
@@ -37,7 +37,7 @@ def test_paper_nets_shapes_init_and_output_bias():
     for name, p in D.named_parameters():
         if name.endswith("weight"):
             assert p.abs().max() <= 0.005
-    assert D.net[1].linear.out_features == 240 * 5 and D.net[3].linear.out_features == 240 * 5
+    assert D.net[1].affine.out_features == 240 * 5 and D.net[3].affine.out_features == 240 * 5
     assert math.isclose(D.net[0].p, 0.2) and math.isclose(D.net[2].p, 0.5) and math.isclose(D.net[4].p, 0.5)
     # with zero input weights, G outputs exactly the data mean
     with torch.no_grad():
@@ -96,7 +96,7 @@ def test_paper_conv_nets():
 
     m = MaxoutConv2d(3, 4, 2, 3, 1, 1, 0.1)
     x = torch.randn(2, 3, 8, 8)
-    assert torch.equal(m(x), m.conv(x).view(2, 4, 2, 8, 8).amax(2))
+    assert torch.equal(m(x), m.affine(x).view(2, 2, 4, 8, 8).amax(1))
     G = PaperConvGenerator(100, (3, 32, 32), output_bias=torch.zeros(3 * 32 * 32))
     D = PaperConvDiscriminator((3, 32, 32))
     img = G(torch.rand(4, 100))

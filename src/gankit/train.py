@@ -31,6 +31,7 @@ from gankit.metrics.modes import mode_metrics
 from gankit.models import build_models, has_batchnorm
 from gankit.noise import sample_noise
 from gankit.plots import plot_losses, plot_samples
+from gankit.precision import DTYPES, Working
 
 LOGGED = ("d_loss", "g_loss", "d_real", "d_fake", "value")
 N_FIXED = 100  # fixed-noise samples drawn for the pictures (2,500 for toys)
@@ -221,12 +222,6 @@ def fit(cfg: Config, run_dir: str | Path, resume: bool = False, force: bool = Fa
     if not resume and rank == 0:
         rundir.create(run_dir, cfg)
     G, D, data = gan.G, gan.D, gan.data
-    if world > 1:  # D and G replicas; the raw modules serve the steps that must not synchronise
-        from torch.nn.parallel import DistributedDataParallel as DDP
-
-        G_sync, D_sync = DDP(G), DDP(D)
-    else:
-        G_sync, D_sync = G, D
     lr_d = cfg.lr_d or cfg.lr
     opt_G = optim.build_optimizer(cfg, G.parameters(), cfg.lr)
     opt_D = optim.build_optimizer(cfg, D.parameters(), lr_d)
@@ -236,9 +231,6 @@ def fit(cfg: Config, run_dir: str | Path, resume: bool = False, force: bool = Fa
     total = cfg.total_steps(data.n // world)
     g_loss_fn = losses.generator_loss(cfg.loss)
     concat = not has_batchnorm(D)
-    amp = torch.autocast(device.type, dtype=torch.bfloat16, enabled=cfg.precision == "bf16")
-    d_params = list(D.parameters())
-    g_params = list(G.parameters())
     z_fixed = fixed_noise(cfg, 2500 if data.kind == "toy" else N_FIXED, device)
     reals_per_step = 1 if cfg.update == "simultaneous" else k
 
@@ -261,10 +253,20 @@ def fit(cfg: Config, run_dir: str | Path, resume: bool = False, force: bool = Fa
             rundir.write_config(run_dir, cfg)
     else:
         torch.manual_seed(cfg.seed + 1)  # training randomness, independent of the initialisation's
+    # the passes run on working copies (bf16 weights in bf16; the models themselves in fp32)
+    G_work, D_work = Working(G, DTYPES[cfg.precision]), Working(D, DTYPES[cfg.precision])
+    if world > 1:  # replicas; the raw working modules serve the steps that must not synchronise
+        from torch.nn.parallel import DistributedDataParallel as DDP
+
+        G_sync, D_sync = DDP(G_work.module), DDP(D_work.module)
+    else:
+        G_sync, D_sync = G_work.module, D_work.module
+    d_params = list(D_work.module.parameters())
+    g_params = list(G_work.module.parameters())
 
     def d_logits(x, fake):
         if concat:
-            logits = D_sync(torch.cat([x, fake.to(x.dtype)]))
+            logits = D_sync(torch.cat([x, fake]))
             return logits[:len(x)], logits[len(x):]
         return D_sync(x), D_sync(fake)
 
@@ -305,37 +307,34 @@ def fit(cfg: Config, run_dir: str | Path, resume: bool = False, force: bool = Fa
             optim.apply_schedule(opt_D, cfg, lr_d, step, epoch)
             if cfg.update == "alternating":
                 for j in range(k):
-                    x = batches(b + j)
-                    z = noise()
-                    with amp:
-                        with torch.no_grad():
-                            fake = G(z)
-                        real_l, fake_l = d_logits(x, fake)
-                        loss_d = losses.discriminator_loss(real_l.float(), fake_l.float())
-                    opt_D.zero_grad(set_to_none=True)
-                    loss_d.backward()
-                    opt_D.step()
-                z = noise()
-                D.requires_grad_(False)  # G's step needs dL/dG only: no gradient buffers for D
-                with amp:
-                    loss_g = g_loss_fn(D(G_sync(z)).float())
-                opt_G.zero_grad(set_to_none=True)
-                loss_g.backward()
-                opt_G.step()
-                D.requires_grad_(True)
-            else:
-                x = batches(b)
-                z = noise()
-                with amp:
-                    real_l, fake_l = d_logits(x, G_sync(z))
+                    x = D_work.input(batches(b + j))
+                    z = G_work.input(noise())
+                    with torch.no_grad():
+                        fake = G_work(z)
+                    real_l, fake_l = d_logits(x, fake)
                     loss_d = losses.discriminator_loss(real_l.float(), fake_l.float())
-                    loss_g = g_loss_fn(fake_l.float())
-                opt_D.zero_grad(set_to_none=True)
-                opt_G.zero_grad(set_to_none=True)
+                    D_work.zero_grad()
+                    loss_d.backward()
+                    D_work.step(opt_D)
+                z = G_work.input(noise())
+                D_work.module.requires_grad_(False)  # G's step needs dL/dG only: no gradient buffers for D
+                loss_g = g_loss_fn(D_work(G_sync(z)).float())
+                G_work.zero_grad()
+                loss_g.backward()
+                G_work.step(opt_G)
+                D_work.module.requires_grad_(True)
+            else:
+                x = D_work.input(batches(b))
+                z = G_work.input(noise())
+                real_l, fake_l = d_logits(x, G_sync(z))
+                loss_d = losses.discriminator_loss(real_l.float(), fake_l.float())
+                loss_g = g_loss_fn(fake_l.float())
+                D_work.zero_grad()
+                G_work.zero_grad()
                 torch.autograd.backward(loss_d, inputs=d_params, retain_graph=True)
                 torch.autograd.backward(loss_g, inputs=g_params)
-                opt_D.step()
-                opt_G.step()
+                D_work.step(opt_D)
+                G_work.step(opt_G)
             if gan.G_ema is not None:
                 update_ema(gan.G_ema, G, min(cfg.ema, (1 + step) / (10 + step)))
             with torch.no_grad():

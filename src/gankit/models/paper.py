@@ -11,6 +11,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from gankit.models.layers import Dropout, maxout
+
 
 def _uniform_(layer: nn.Linear, r: float) -> nn.Linear:
     nn.init.uniform_(layer.weight, -r, r)
@@ -19,15 +21,16 @@ def _uniform_(layer: nn.Linear, r: float) -> nn.Linear:
 
 
 class Maxout(nn.Module):
-    """h_i = max_j (x W_ij + b_ij) over `pieces` linear pieces per unit."""
+    """h_i = max_j (x W_ji + b_ji) over `pieces` linear pieces per unit; the affine map's outputs are
+    laid out piece-major ([pieces, units])."""
 
     def __init__(self, d_in: int, units: int, pieces: int, irange: float):
         super().__init__()
         self.units, self.pieces = units, pieces
-        self.linear = _uniform_(nn.Linear(d_in, units * pieces), irange)
+        self.affine = _uniform_(nn.Linear(d_in, units * pieces), irange)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.linear(x).view(*x.shape[:-1], self.units, self.pieces).amax(-1)
+        return maxout(self.affine(x), self.pieces)
 
 
 class PaperGenerator(nn.Module):
@@ -54,9 +57,9 @@ class PaperDiscriminator(nn.Module):
                  keep_input: float = 0.8, keep_hidden: float = 0.5):
         super().__init__()
         self.net = nn.Sequential(
-            nn.Dropout(1 - keep_input), Maxout(x_dim, units, pieces, irange),
-            nn.Dropout(1 - keep_hidden), Maxout(units, units, pieces, irange),
-            nn.Dropout(1 - keep_hidden), _uniform_(nn.Linear(units, 1), irange),
+            Dropout(1 - keep_input), Maxout(x_dim, units, pieces, irange),
+            Dropout(1 - keep_hidden), Maxout(units, units, pieces, irange),
+            Dropout(1 - keep_hidden), _uniform_(nn.Linear(units, 1), irange),
         )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -72,18 +75,18 @@ def output_bias_from_mean(mean: torch.Tensor, output: str = "sigmoid", eps: floa
 
 
 class MaxoutConv2d(nn.Module):
-    """Convolutional maxout: `units` feature maps, each the max over `pieces` convolutions."""
+    """Convolutional maxout: `units` feature maps, each the max over `pieces` convolutions (channels
+    laid out piece-major)."""
 
     def __init__(self, c_in: int, units: int, pieces: int, kernel: int, stride: int, padding: int, irange: float):
         super().__init__()
         self.units, self.pieces = units, pieces
-        self.conv = nn.Conv2d(c_in, units * pieces, kernel, stride, padding)
-        nn.init.uniform_(self.conv.weight, -irange, irange)
-        nn.init.zeros_(self.conv.bias)
+        self.affine = nn.Conv2d(c_in, units * pieces, kernel, stride, padding)
+        nn.init.uniform_(self.affine.weight, -irange, irange)
+        nn.init.zeros_(self.affine.bias)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        y = self.conv(x)
-        return y.view(y.shape[0], self.units, self.pieces, *y.shape[2:]).amax(2)
+        return maxout(self.affine(x), self.pieces, dim=1)
 
 
 class PaperConvGenerator(nn.Module):
@@ -123,10 +126,10 @@ class PaperConvDiscriminator(nn.Module):
         c, h, w = shape
         self.shape = shape
         self.net = nn.Sequential(
-            nn.Dropout(0.2), MaxoutConv2d(c, 64, 2, 5, 2, 2, irange),
-            nn.Dropout(0.5), MaxoutConv2d(64, 128, 2, 5, 2, 2, irange),
-            nn.Flatten(), nn.Dropout(0.5), Maxout(128 * (h // 4) * (w // 4), 240, 5, irange),
-            nn.Dropout(0.5), _uniform_(nn.Linear(240, 1), irange),
+            Dropout(0.2), MaxoutConv2d(c, 64, 2, 5, 2, 2, irange),
+            Dropout(0.5), MaxoutConv2d(64, 128, 2, 5, 2, 2, irange),
+            nn.Flatten(), Dropout(0.5), Maxout(128 * (h // 4) * (w // 4), 240, 5, irange),
+            Dropout(0.5), _uniform_(nn.Linear(240, 1), irange),
         )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

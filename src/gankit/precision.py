@@ -1,0 +1,71 @@
+"""Mixed precision by working copies: the model's fp32 weights stay the masters that the optimiser,
+the weight average, checkpoints and sampling use; the training passes run on a bf16 copy.
+
+Autocast re-casts every weight at every forward (twice per network per Algorithm-1 iteration); a
+working copy is cast once, after its network's update. Normalisation layers stay fp32 and are shared
+with the master (torch's kernels take bf16 inputs with fp32 statistics). In fp32 the working copy
+is the model itself and every method here does nothing, so one training loop serves both.
+"""
+
+from __future__ import annotations
+
+import copy
+
+import torch
+from torch import nn
+
+DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16}
+_SHARED = (nn.modules.batchnorm._BatchNorm, nn.GroupNorm, nn.LayerNorm)  # kept fp32, shared with the master
+
+
+class Working:
+    """The module the training passes run on, tied to its fp32 master."""
+
+    def __init__(self, master: nn.Module, dtype: torch.dtype):
+        self.master, self.dtype = master, dtype
+        self.pairs: list[tuple[nn.Parameter, nn.Parameter]] = []  # (master, working) where they differ
+        if dtype == torch.float32:
+            self.module = master
+            return
+        self.module = copy.deepcopy(master)
+        for work, mast in zip(self.module.modules(), master.modules()):
+            work._buffers = mast._buffers  # running statistics accumulate in the master
+            if isinstance(mast, _SHARED):
+                work._parameters = mast._parameters
+                continue
+            for name, p in mast._parameters.items():
+                if p is not None:
+                    w = nn.Parameter(p.detach().to(dtype), requires_grad=p.requires_grad)
+                    work._parameters[name] = w
+                    self.pairs.append((p, w))
+
+    def __call__(self, *args):
+        return self.module(*args)
+
+    def input(self, x: torch.Tensor) -> torch.Tensor:
+        """x in the working precision."""
+        return x.to(self.dtype)
+
+    def zero_grad(self) -> None:
+        self.module.zero_grad(set_to_none=True)
+
+    def step(self, opt: torch.optim.Optimizer) -> None:
+        """Hand the working gradients to the masters (in fp32), update them, refresh the copy."""
+        if not self.pairs:
+            opt.step()
+            return
+        for p, w in self.pairs:
+            if w.grad is None:
+                p.grad = None
+            elif p.grad is None:
+                p.grad = w.grad.to(p.dtype)
+            else:  # reuse the fp32 buffer: no fresh allocation per step
+                p.grad.copy_(w.grad)
+        opt.step()
+        self.refresh()
+
+    @torch.no_grad()
+    def refresh(self) -> None:
+        """Copy the masters' current values into the working weights (after an update or a load)."""
+        if self.pairs:
+            torch._foreach_copy_([w for _, w in self.pairs], [p for p, _ in self.pairs])
