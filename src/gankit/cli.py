@@ -37,7 +37,7 @@ FLAG_HELP = {
     "ema": "decay of the moving average of G's weights used for sampling (0 = off)",
     "z_dim": "noise dimension", "noise": "normal | uniform (on [-sqrt 3, sqrt 3])", "hidden": "width of hidden layers",
     "layers": "hidden layers of the MLPs", "seed": "random seed", "device": "auto | cpu | cuda",
-    "precision": "fp32 | bf16 (autocast)", "data_dir": "directory holding the dataset's files",
+    "precision": "fp32 | bf16 (training passes on bf16 copies of the weights; fp32 masters)", "data_dir": "directory holding the dataset's files",
     "split": "train | valid | trainval | test", "image_size": "image side for folder: datasets",
     "subset": "keep the first N training samples", "pixel_range": "01 ([0, 1], sigmoid) | pm1 ([-1, 1], tanh)",
     "log_every": "steps between logged metrics", "sample_every": "steps between sample pictures (0: every epoch)",

