@@ -54,13 +54,11 @@ class Working:
         if not self.pairs:
             opt.step()
             return
-        for p, w in self.pairs:
-            if w.grad is None:
-                p.grad = None
-            elif p.grad is None:
-                p.grad = w.grad.to(p.dtype)
-            else:  # reuse the fp32 buffer: no fresh allocation per step
-                p.grad.copy_(w.grad)
+        if all(p.grad is not None and w.grad is not None for p, w in self.pairs):  # reuse the fp32 buffers
+            torch._foreach_copy_([p.grad for p, _ in self.pairs], [w.grad for _, w in self.pairs])
+        else:
+            for p, w in self.pairs:
+                p.grad = None if w.grad is None else w.grad.to(p.dtype)
         opt.step()
         self.refresh()
 

