@@ -1,5 +1,6 @@
 """Two CPU processes (gloo) against one process on the combined batch."""
 
+import gc
 import os
 import socket
 
@@ -30,6 +31,7 @@ def _worker(rank, world, port, run_dir, out_dir, update, precision):
         torch.save({"G": gan.G.state_dict(), "D": gan.D.state_dict(), "d_loss": summary["d_loss"]},
                    os.path.join(out_dir, f"rank{rank}.pt"))
     finally:
+        gc.collect()  # nothing of the run may outlive the process group
         dist.destroy_process_group()
 
 

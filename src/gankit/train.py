@@ -378,4 +378,7 @@ def fit(cfg: Config, run_dir: str | Path, resume: bool = False, force: bool = Fa
             summary["modes"] = mode_metrics(gan.sample(2500).cpu(), data.modes, data.mode_std)
         plot_losses(rundir.read_metrics(run_dir), run_dir / "losses.png")
         rundir.write_json(run_dir, "summary.json", summary)
+    if world > 1:  # the replicas go before the process group can, and every rank leaves together
+        del G_sync, D_sync
+        torch.distributed.barrier()
     return gan, summary
