@@ -1,0 +1,36 @@
+"""The speed benchmark's FLOP accounting against closed forms (the benchmark itself is not timed here)."""
+
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+speed = pytest.importorskip("speed")
+
+from gankit.models.conv import DCGANDiscriminator  # noqa: E402
+from gankit.models.paper import PaperDiscriminator, PaperGenerator  # noqa: E402
+
+
+def test_forward_flops_of_the_paper_nets_match_their_layer_sizes():
+    G, D = PaperGenerator(), PaperDiscriminator()
+    g, g1 = speed.forward_flops(G, torch.zeros(3, 100))
+    assert g == 2 * (100 * 1200 + 1200 * 1200 + 1200 * 784) and g1 == 2 * 100 * 1200
+    d, d1 = speed.forward_flops(D, torch.zeros(3, 784))
+    assert d == 2 * (784 * 1200 + 240 * 1200 + 240 * 1) and d1 == 2 * 784 * 1200
+    assert D.training  # restored after counting
+    # one iteration: D step = G fwd + D (fwd, weight grads, input grads but the first layer's) on 2m rows;
+    # G step = G fwd + D fwd + D input grads + G weight and input grads (no input grad for z)
+    m = 100
+    expected = m * (g + 2 * (d + d + d - d1) + g + d + d + g + (g - g1))
+    assert speed.step_flops(G, D, m, reuse_fake=False) == pytest.approx(expected)
+    assert speed.step_flops(G, D, m, reuse_fake=True) == pytest.approx(expected - m * g)
+
+
+def test_forward_flops_count_convolutions():
+    D = DCGANDiscriminator((1, 28, 28), 8)
+    d, d1 = speed.forward_flops(D, torch.zeros(2, 784))
+    conv1 = 2 * 8 * 14 * 14 * (1 * 4 * 4)
+    conv2 = 2 * 16 * 7 * 7 * (8 * 4 * 4)
+    assert d1 == conv1 and d == conv1 + conv2 + 2 * 16 * 7 * 7
