@@ -92,6 +92,7 @@ CATEGORIES = (  # (category, predicate on a profiler event name), first match wi
     ("random numbers", lambda n: n in ("aten::random_", "aten::uniform_", "aten::normal_", "aten::bernoulli_",
                                        "aten::randperm")),
     ("other tensor ops", lambda n: n.startswith("aten::")),
+    ("data loader", lambda n: n.startswith("enumerate(DataLoader)")),  # its Python; its tensor ops are above
     ("autograd engine", lambda n: True),
 )
 
