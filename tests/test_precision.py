@@ -58,3 +58,12 @@ def test_bf16_training_resumes_bit_identically_and_saves_fp32(tmp_path):
                 assert v.dtype == torch.float32
             assert torch.equal(v, b[net][k]), f"{net}.{k}"
     assert summary["step"] == 4 and math.isfinite(summary["d_loss"])
+
+
+def test_a_shared_weight_gets_one_working_copy():
+    lin = torch.nn.Linear(4, 4)
+    w = Working(torch.nn.Sequential(lin, torch.nn.ReLU(), lin), torch.bfloat16)
+    assert len(w.pairs) == 2 and w.module[0].weight is w.module[2].weight
+    w(w.input(torch.randn(3, 4))).float().sum().backward()
+    w.step(torch.optim.SGD(w.master.parameters(), lr=0.0))
+    assert lin.weight.grad is not None and lin.weight.grad.dtype == torch.float32  # both uses' gradient, once

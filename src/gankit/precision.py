@@ -28,16 +28,18 @@ class Working:
             self.module = master
             return
         self.module = copy.deepcopy(master)
-        for work, mast in zip(self.module.modules(), master.modules()):
+        copies: dict[int, nn.Parameter] = {}  # one working copy per master, even where a weight is shared
+        for work, mast in zip(self.module.modules(), master.modules(), strict=True):
             work._buffers = mast._buffers  # running statistics accumulate in the master
             if isinstance(mast, _SHARED):
                 work._parameters = mast._parameters
                 continue
             for name, p in mast._parameters.items():
                 if p is not None:
-                    w = nn.Parameter(p.detach().to(dtype), requires_grad=p.requires_grad)
-                    work._parameters[name] = w
-                    self.pairs.append((p, w))
+                    if id(p) not in copies:
+                        copies[id(p)] = nn.Parameter(p.detach().to(dtype), requires_grad=p.requires_grad)
+                        self.pairs.append((p, copies[id(p)]))
+                    work._parameters[name] = copies[id(p)]
 
     def __call__(self, *args):
         return self.module(*args)
