@@ -31,6 +31,8 @@ import torch
 from PIL import Image
 from torch import nn
 
+from gankit.precision import DTYPES
+
 CASES = {  # name: (model, batch, z_dim, noise, pixel range, optimiser settings); no weight averaging (ema = 0),
     # as the reference has none
     "paper": dict(model="paper", batch_size=100, z_dim=100, noise="uniform", pixel_range="01", optimizer="sgd",
@@ -43,7 +45,7 @@ CASES = {  # name: (model, batch, z_dim, noise, pixel range, optimiser settings)
 LABELS = {"paper": "paper nets, batch 100", "tutorial": "tutorial MLP, batch 64", "dcgan": "DCGAN width 32, batch 64"}
 
 
-def load_images(pixel_range: str) -> tuple[np.ndarray, str]:
+def load_images() -> tuple[np.ndarray, str]:
     try:
         from gankit.data.mnist import load_split
 
@@ -119,15 +121,11 @@ def timed(fn, steps: int, profile: bool) -> dict:
 
 def run_gankit(case: str, steps: int, precision: str, profile: bool = False) -> dict:
     from gankit import config as config_mod, rundir
-    from gankit.data.registry import Data
+    from gankit.data.registry import image_data
     from gankit.train import fit
 
-    images, source = load_images(CASES[case]["pixel_range"])
-    x = torch.from_numpy(images.reshape(len(images), -1)).float() / 255
-    if CASES[case]["pixel_range"] == "pm1":
-        x = x * 2 - 1
-    rng = (0.0, 1.0) if CASES[case]["pixel_range"] == "01" else (-1.0, 1.0)
-    data = Data(source, x, (1, 28, 28), "image", rng)
+    images, source = load_images()
+    data = image_data(source, images[:, None], None, (), CASES[case]["pixel_range"])
     warm = 20  # iterations before the clock starts, as for the reference
     base = {**CASES[case], "dataset": "fashion-mnist", "precision": precision, "log_every": warm,
             "sample_every": 10**9, "checkpoint_every": 10**9}
@@ -179,8 +177,7 @@ def run_reference(case: str, steps: int, profile: bool = False) -> dict:
     from gankit.models.mlp import BNMLPGenerator, TutorialDiscriminator
 
     c = CASES[case]
-    images, source = load_images(c["pixel_range"])
-    labels = np.zeros(len(images), np.int64)
+    images, source = load_images()
 
     class Images(Dataset):
         """Per image, what torchvision's FashionMNIST with ToTensor (+ Normalize(0.5, 0.5)) does: a PIL
@@ -196,7 +193,7 @@ def run_reference(case: str, steps: int, profile: bool = False) -> dict:
             img = img.contiguous().float().div(255)
             if c["pixel_range"] == "pm1":
                 img = img.sub_(0.5).div_(0.5)
-            return img, int(labels[i])
+            return img, 0  # the label, unused
 
     torch.manual_seed(0)
     if case == "paper":
@@ -285,7 +282,7 @@ def main(argv=None) -> int:
     if args.child:
         return child(args)
     precisions = args.precisions.split(",")
-    peaks = {prec: matmul_peak({"fp32": torch.float32, "bf16": torch.bfloat16}[prec]) for prec in {"fp32", *precisions}}
+    peaks = {prec: matmul_peak(DTYPES[prec]) for prec in {"fp32", *precisions}}
     print(f"{time.strftime('%Y-%m-%d')}, {platform.machine()}, torch {torch.__version__}, "
           f"{torch.get_num_threads()} threads; matmul peak at 100x1200x1200: "
           + ", ".join(f"{k} {v / 1e9:.0f} GFLOP/s" for k, v in sorted(peaks.items())))

@@ -53,16 +53,17 @@ class Working:
 
     def step(self, opt: torch.optim.Optimizer) -> None:
         """Hand the working gradients to the masters (in fp32), update them, refresh the copy."""
-        if not self.pairs:
-            opt.step()
-            return
+        if self.pairs:
+            self._grads_to_masters()
+        opt.step()
+        self.refresh()
+
+    def _grads_to_masters(self) -> None:
         if all(p.grad is not None and w.grad is not None for p, w in self.pairs):  # reuse the fp32 buffers
             torch._foreach_copy_([p.grad for p, _ in self.pairs], [w.grad for _, w in self.pairs])
         else:
             for p, w in self.pairs:
                 p.grad = None if w.grad is None else w.grad.to(p.dtype)
-        opt.step()
-        self.refresh()
 
     @torch.no_grad()
     def refresh(self) -> None:

@@ -41,7 +41,7 @@ class Data:
         return ((x.reshape(-1, *self.shape) - lo) / (hi - lo)).clamp(0, 1)
 
 
-def _image_data(name: str, images, labels, classes: tuple[str, ...], pixel_range: str) -> Data:
+def image_data(name: str, images, labels, classes: tuple[str, ...], pixel_range: str) -> Data:
     """uint8 images [N, C, H, W] as one flat float tensor in [0, 1] ('01') or [-1, 1] ('pm1')."""
     x = torch.from_numpy(images.reshape(len(images), -1).astype("float32") / 255.0)
     if pixel_range == "pm1":
@@ -58,16 +58,16 @@ def load_dataset(name: str, split: str = "train", data_dir: str | Path | None = 
         data = Data(name, toy.toy_training_set(name), (modes.shape[1],), "toy", modes=modes, mode_std=std)
     elif name in IMAGES:
         images, labels = mnist.load_split(name, split, data_dir, download)
-        data = _image_data(name, images[:, None], labels, mnist.IMAGE_SETS[name].classes, pixel_range)
+        data = image_data(name, images[:, None], labels, mnist.IMAGE_SETS[name].classes, pixel_range)
     elif name == "cifar10":
         from gankit.data import cifar
 
         images, labels = cifar.load_cifar10(split, data_dir, download)
-        data = _image_data(name, images, labels, cifar.CLASSES, pixel_range)
+        data = image_data(name, images, labels, cifar.CLASSES, pixel_range)
     elif name.startswith("folder:"):
         from gankit.data import cifar
 
-        data = _image_data(name, cifar.load_folder(name[len("folder:"):], image_size), None, (), pixel_range)
+        data = image_data(name, cifar.load_folder(name[len("folder:"):], image_size), None, (), pixel_range)
     else:
         raise ValueError(f"unknown dataset '{name}' (choose from {', '.join(TOY + IMAGES)}, cifar10, folder:PATH)")
     if subset is not None:
