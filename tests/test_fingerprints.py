@@ -9,7 +9,7 @@ import json
 import pytest
 
 from fingerprint import CASES, PATH, environment, fingerprint
-from test_data import FASHION_DIR
+from conftest import FASHION_DIR
 
 RECORDED = json.loads(PATH.read_text())
 
