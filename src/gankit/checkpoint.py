@@ -8,9 +8,7 @@ from pathlib import Path
 
 import torch
 
-
-class CheckpointError(RuntimeError):
-    """A checkpoint is missing or unreadable; the message names the file."""
+from gankit.errors import CheckpointError
 
 
 def atomic_write_bytes(path: str | Path, data: bytes) -> None:

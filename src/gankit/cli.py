@@ -12,42 +12,13 @@ import sys
 from pathlib import Path
 
 from gankit import config as config_mod
-from gankit.config import ConfigError
+from gankit.evaluate import METRICS
+from gankit.registry import help_text
+from gankit.errors import ConfigError, GankitError, NonFiniteError, UsageError
 
-# flag name -> config key, for `gankit train`
-TRAIN_FLAGS = {
-    "dataset": str, "model": str, "loss": str, "update": str, "k": int, "batch_size": int, "steps": int,
-    "epochs": float, "optimizer": str, "lr": float, "lr_d": float, "momentum": float, "final_momentum": float,
-    "lr_decay": float, "lr_min": float, "beta2": float, "momentum_saturate": float, "ema": float, "z_dim": int, "noise": str, "hidden": int, "layers": int, "seed": int, "device": str,
-    "precision": str, "data_dir": str, "split": str, "image_size": int, "subset": int, "pixel_range": str, "log_every": int, "sample_every": int,
-    "checkpoint_every": int, "keep_checkpoints": int,
-}
-
-
-FLAG_HELP = {
-    "dataset": "ring8 | grid25 | gaussian1d | mnist | fashion-mnist | kmnist | cifar10 | folder:PATH",
-    "model": "mlp | bn-mlp | dcgan | paper", "loss": "generator loss: nonsaturating (default) | minimax",
-    "update": "alternating (Algorithm 1) | simultaneous", "k": "discriminator steps per iteration",
-    "batch_size": "m, samples per minibatch (per process under torchrun)", "steps": "iterations to train",
-    "epochs": "passes of D over the real data", "optimizer": "adam | sgd", "lr": "learning rate",
-    "lr_d": "discriminator learning rate (default: --lr)", "momentum": "SGD's initial momentum or Adam's beta1",
-    "final_momentum": "SGD momentum reached at --momentum-saturate epochs", "beta2": "Adam's beta2",
-    "lr_decay": "divide lr by this every step", "lr_min": "floor of the decayed lr",
-    "momentum_saturate": "epoch at which SGD momentum reaches --final-momentum",
-    "ema": "decay of the moving average of G's weights used for sampling (0 = off)",
-    "z_dim": "noise dimension", "noise": "normal | uniform (on [-sqrt 3, sqrt 3])", "hidden": "width of hidden layers",
-    "layers": "hidden layers of the MLPs", "seed": "random seed", "device": "auto | cpu | cuda",
-    "precision": "fp32 | bf16 (training passes on bf16 copies of the weights; fp32 masters)",
-    "data_dir": "directory holding the dataset's files",
-    "split": "train | valid | trainval | test", "image_size": "image side for folder: datasets",
-    "subset": "keep the first N training samples", "pixel_range": "01 ([0, 1], sigmoid) | pm1 ([-1, 1], tanh)",
-    "log_every": "steps between logged metrics", "sample_every": "steps between sample pictures (0: every epoch)",
-    "checkpoint_every": "steps between checkpoints", "keep_checkpoints": "numbered checkpoints to keep",
-}
-
-
-class UsageError(Exception):
-    """Bad command-line input: reported in one line, exit code 2."""
+# `gankit train` has a flag for every config key (the run directory is --out), typed and explained by the
+# Config's own fields; the choices named there come from the registries.
+TRAIN_FLAGS = {key: typ for key, (typ, _) in config_mod.FIELD_TYPES.items() if key != "out"}
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -62,7 +33,7 @@ def _parser() -> argparse.ArgumentParser:
     t.add_argument("--force", action="store_true", help="resume even if the config differs")
     t.add_argument("--no-progress", action="store_true", help="no progress bar")
     for key, typ in TRAIN_FLAGS.items():
-        t.add_argument("--" + key.replace("_", "-"), dest=key, type=typ, help=FLAG_HELP.get(key))
+        t.add_argument("--" + key.replace("_", "-"), dest=key, type=typ, help=config_mod.help_of(key))
 
     s = sub.add_parser("sample", help="draw samples from a trained run")
     s.add_argument("run_dir")
@@ -75,7 +46,7 @@ def _parser() -> argparse.ArgumentParser:
 
     e = sub.add_parser("eval", help="evaluate a trained run")
     e.add_argument("run_dir")
-    e.add_argument("--metric", required=True, choices=["modes", "parzen", "classes", "fd", "kid", "pr"])
+    e.add_argument("--metric", required=True, choices=list(METRICS), help=help_text(METRICS))
     e.add_argument("--n-samples", type=int, default=None)
     e.add_argument("--sigmas", default=None, help="comma-separated Parzen widths (default logspace(-1, 0, 10))")
     e.add_argument("--valid-size", type=int, default=1000)
@@ -104,37 +75,30 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
-def settle_config(args: dict) -> config_mod.Config:
-    """Dataset defaults < preset < TOML file < flags, validated into one Config."""
+def settle_config(args: dict, base: config_mod.Config | None = None) -> config_mod.Config:
+    """(Dataset defaults or a resumed run's saved config) < preset < TOML file < flags, validated into one
+    Config: the same path for fresh and resumed runs."""
     preset = config_mod.preset(args["preset"]) if args.get("preset") else {}
     file = config_mod.read_toml(args["config"]) if args.get("config") else {}
     flags = {k: v for k, v in args.items() if k in TRAIN_FLAGS}
     if "steps" in flags and "epochs" in flags:
         raise ConfigError("give --steps or --epochs, not both")
-    if "steps" in flags:
-        flags["epochs"] = None
-    elif "epochs" in flags:
-        flags["steps"] = None
     if "out" in args:
         flags["out"] = args["out"]
-    merged = {**preset, **file, **flags}
-    if merged.get("steps") is not None and merged.get("epochs") is not None:
-        raise ConfigError("config keys 'steps' and 'epochs' are both set; keep one")
-    return config_mod.settle(preset, file, flags)
+    return config_mod.settle(preset, file, flags, base=base)
 
 
 def cmd_train(args: dict) -> int:
     from gankit import rundir
-    from gankit.train import init_distributed, train
+    from gankit.device import init_distributed
+    from gankit.train import train
 
     rank, world = init_distributed(args.get("device", "auto"))
     if "resume" in args:
         run_dir = Path(args["resume"])
-        saved = rundir.read_config(run_dir)
-        base = saved.to_dict()
-        flags = {k: v for k, v in args.items() if k in TRAIN_FLAGS}
-        cfg = config_mod.from_dict({**base, **(config_mod.read_toml(args["config"]) if "config" in args else {}),
-                                    **flags})
+        if "out" in args and Path(args["out"]) != run_dir:
+            raise UsageError("--out cannot move a resumed run; it stays in the --resume directory")
+        cfg = settle_config(args, base=rundir.read_config(run_dir))
     else:
         cfg = settle_config(args)
         run_dir = Path(cfg.out) if cfg.out else rundir.default_path(cfg)
@@ -144,7 +108,7 @@ def cmd_train(args: dict) -> int:
             chosen = [str(run_dir)]
             dist.broadcast_object_list(chosen, src=0)
             run_dir = Path(chosen[0])
-        cfg.out = str(run_dir)
+    cfg.out = str(run_dir)
     if rank == 0:
         print(f"gankit: run directory {run_dir}" + (f" ({world} processes)" if world > 1 else ""), file=sys.stderr)
     summary = train(cfg, run_dir, resume="resume" in args, force=args.get("force", False),
@@ -206,7 +170,7 @@ def cmd_reproduce(args: dict) -> int:
         values = {**config_mod.preset(f"paper-{args['dataset']}"), "data_dir": args["data_dir"]}
         if args["epochs"] is not None:
             values["epochs"] = args["epochs"]
-        cfg = config_mod.from_dict(values)
+        cfg = config_mod.settle(values)
         run = str(rundir.default_path(cfg))
         cfg.out = run
         print(f"gankit: training the paper preset into {run}", file=sys.stderr)
@@ -272,22 +236,16 @@ def cmd_theory(args: dict) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     args = vars(_parser().parse_args(argv))
-    from gankit.checkpoint import CheckpointError
-    from gankit.data.idx import IDXError
-    from gankit.data.mnist import DatasetNotFound
-    from gankit.rundir import RunDirError
-    from gankit.train import NonFiniteError
-
     commands = {"train": cmd_train, "sample": cmd_sample, "eval": cmd_eval, "reproduce": cmd_reproduce,
                 "theory": cmd_theory}
     try:
         return commands[args["command"]](args)
-    except (ConfigError, UsageError, IDXError, DatasetNotFound, RunDirError, CheckpointError, ValueError) as e:
-        print(f"gankit: error: {e}", file=sys.stderr)
-        return 2
-    except NonFiniteError as e:
+    except NonFiniteError as e:  # a run that diverged: a runtime failure, said in one line
         print(f"gankit: error: {e}", file=sys.stderr)
         return 1
+    except GankitError as e:  # bad input; anything else is a bug and keeps its traceback
+        print(f"gankit: error: {e}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

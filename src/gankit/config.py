@@ -11,13 +11,15 @@ import math
 import tomllib
 import types
 import typing
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 
-DATASETS_TOY = ("gaussian1d", "ring8", "grid25")
-DATASETS_IMAGE = ("mnist", "fashion-mnist", "kmnist")
-MODELS = ("mlp", "bn-mlp", "dcgan", "paper", "paper-conv")
-LOSSES = ("nonsaturating", "minimax")
+from gankit.data.registry import DATASETS, dataset_entry
+from gankit.errors import ConfigError, DataError
+from gankit.models import MODELS
+from gankit.objectives import G_LOSSES, OBJECTIVES
+from gankit.registry import help_text
+
 UPDATES = ("alternating", "simultaneous")
 OPTIMIZERS = ("adam", "sgd")
 NOISES = ("normal", "uniform")
@@ -26,69 +28,73 @@ PRECISIONS = ("fp32", "bf16")
 PIXEL_RANGES = ("01", "pm1")
 SPLITS = ("train", "valid", "trainval", "test")
 
+__all__ = ["Config", "ConfigError", "PRESETS", "settle", "from_dict", "load", "dumps", "diff", "run_keys"]
 
-class ConfigError(ValueError):
-    """A configuration value is invalid; the message names the key."""
+
+def _f(default, help: str, role: str = "run"):
+    """A config field with its --help line. role: 'run' (defines the run: compared on resume), 'exec' (how
+    it executes: free to change on resume) or 'length' (steps/epochs: a resume extends the run to them)."""
+    return field(default=default, metadata={"help": help, "role": role})
 
 
 @dataclass
 class Config:
-    """Everything that defines a training run. Defaults train ring8 in well under 2 minutes on 2 CPU cores."""
+    """Everything that defines a training run, and how it executes. Defaults train ring8 in well under
+    2 minutes on 2 CPU cores."""
 
     # data
-    dataset: str = "ring8"
-    data_dir: str | None = None
-    split: str = "train"
-    image_size: int = 32  # side of the square images of a folder: dataset
-    subset: int | None = None
-    pixel_range: str = "01"
+    dataset: str = _f("ring8", help_text(DATASETS))
+    data_dir: str | None = _f(None, "directory holding the dataset's files", "exec")
+    split: str = _f("train", "train | valid | trainval | test")
+    image_size: int = _f(32, "image side for folder: datasets")
+    subset: int | None = _f(None, "keep the first N training samples")
+    pixel_range: str = _f("01", "01 ([0, 1], sigmoid) | pm1 ([-1, 1], tanh)")
     # model
-    model: str = "mlp"
-    z_dim: int = 2
-    noise: str = "normal"
-    hidden: int = 256
-    layers: int = 3
+    model: str = _f("mlp", help_text(MODELS))
+    z_dim: int = _f(2, "noise dimension")
+    noise: str = _f("normal", "normal | uniform (on [-sqrt 3, sqrt 3])")
+    hidden: int = _f(256, "width of hidden layers (mlp), base width (dcgan)")
+    layers: int = _f(3, "hidden layers of the MLPs")
     # objective and Algorithm 1
-    loss: str = "nonsaturating"
-    update: str = "alternating"
-    k: int = 1
-    batch_size: int = 256
-    steps: int | None = None
-    epochs: float | None = None
+    objective: str = _f("logistic", help_text(OBJECTIVES))
+    loss: str = _f("nonsaturating", "generator loss: nonsaturating (default) | minimax")
+    update: str = _f("alternating", "alternating (Algorithm 1) | simultaneous (one minibatch, both updates)")
+    k: int = _f(1, "discriminator steps per iteration (alternating update)")
+    batch_size: int = _f(256, "m, samples per minibatch (per process under torchrun)")
+    steps: int | None = _f(6000, "iterations to train (on resume: the total to reach)", "length")
+    epochs: float | None = _f(None, "passes of D over the real data (on resume: the total to reach)", "length")
     # optimiser (momentum is SGD's initial momentum or Adam's beta1)
-    optimizer: str = "adam"
-    lr: float = 1e-3
-    lr_d: float | None = None
-    momentum: float = 0.5
-    final_momentum: float = 0.7
-    momentum_saturate: float = 250.0
-    lr_decay: float = 1.0
-    lr_min: float = 1e-6
-    beta2: float = 0.9
-    ema: float = 0.999  # decay of an exponential moving average of G's weights used for sampling; 0 = off
+    optimizer: str = _f("adam", "adam | sgd")
+    lr: float = _f(1e-3, "learning rate")
+    lr_d: float | None = _f(None, "discriminator learning rate (default: --lr)")
+    momentum: float = _f(0.5, "SGD's initial momentum or Adam's beta1")
+    final_momentum: float = _f(0.7, "SGD momentum reached at --momentum-saturate epochs")
+    momentum_saturate: float = _f(250.0, "epoch at which SGD momentum reaches --final-momentum")
+    lr_decay: float = _f(1.0, "divide lr by this every step")
+    lr_min: float = _f(1e-6, "floor of the decayed lr")
+    beta2: float = _f(0.9, "Adam's beta2")
+    ema: float = _f(0.999, "decay of the moving average of G's weights used for sampling (0 = off)")
     # execution
-    seed: int = 0
-    device: str = "auto"
-    precision: str = "fp32"
-    out: str | None = None
-    log_every: int = 100
-    sample_every: int = 1000  # steps between sample pictures; 0 = at the end of every epoch
-    checkpoint_every: int = 1000
-    keep_checkpoints: int = 1
-
-    def total_steps(self, n_data: int) -> int:
-        """Number of Algorithm-1 iterations; an epoch is one pass of D over the real data."""
-        if self.steps is not None:
-            return self.steps
-        if self.epochs is not None:
-            return max(1, math.ceil(self.epochs * n_data / (self.batch_size * self.k)))
-        return 6000
-
-    def steps_per_epoch(self, n_data: int) -> float:
-        return n_data / (self.batch_size * self.k)
+    seed: int = _f(0, "random seed")
+    device: str = _f("auto", "auto | cpu | cuda", "exec")
+    precision: str = _f("fp32", "fp32 | bf16 (training passes on bf16 copies of the weights; fp32 masters)")
+    out: str | None = _f(None, "run directory (default runs/<dataset>-<time>)", "exec")
+    log_every: int = _f(100, "steps between logged metrics", "exec")
+    sample_every: int = _f(1000, "steps between sample pictures (0: every epoch)", "exec")
+    checkpoint_every: int = _f(1000, "steps between checkpoints", "exec")
+    keep_checkpoints: int = _f(1, "numbered checkpoints to keep", "exec")
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
+
+
+def run_keys() -> tuple[str, ...]:
+    """The keys that define a run (compared when resuming)."""
+    return tuple(f.name for f in fields(Config) if f.metadata["role"] == "run")
+
+
+def help_of(key: str) -> str:
+    return next(f.metadata["help"] for f in fields(Config) if f.name == key)
 
 
 PRESETS: dict[str, dict] = {
@@ -117,7 +123,7 @@ IMAGE_DEFAULTS = dict(
 )
 
 _CHOICES = {
-    "model": MODELS, "loss": LOSSES, "update": UPDATES, "optimizer": OPTIMIZERS,
+    "model": tuple(MODELS), "objective": tuple(OBJECTIVES), "loss": G_LOSSES, "update": UPDATES, "optimizer": OPTIMIZERS,
     "noise": NOISES, "device": DEVICES, "precision": PRECISIONS, "pixel_range": PIXEL_RANGES, "split": SPLITS,
 }
 _POSITIVE = ("image_size", "z_dim", "hidden", "layers", "k", "batch_size", "log_every",
@@ -161,10 +167,10 @@ def validate(cfg: Config) -> Config:
     """Raise ConfigError naming the first bad key; return cfg unchanged when valid."""
     for key in FIELD_TYPES:
         coerce(key, getattr(cfg, key))
-    if cfg.dataset not in DATASETS_TOY + DATASETS_IMAGE + ("cifar10",) and not (
-            cfg.dataset.startswith("folder:") and len(cfg.dataset) > len("folder:")):
-        raise ConfigError(f"config key 'dataset': unknown dataset '{cfg.dataset}' "
-                          f"(choose from {', '.join(DATASETS_TOY + DATASETS_IMAGE)}, cifar10, folder:PATH)")
+    try:
+        data_kind = dataset_entry(cfg.dataset).kinds[0]
+    except DataError as e:
+        raise ConfigError(f"config key 'dataset': {e}") from None
     for key, choices in _CHOICES.items():
         if getattr(cfg, key) not in choices:
             raise ConfigError(f"config key '{key}': unknown value '{getattr(cfg, key)}' (choose from {', '.join(choices)})")
@@ -174,6 +180,8 @@ def validate(cfg: Config) -> Config:
             raise ConfigError(f"config key '{key}' must be > 0, got {v!r}")
     if cfg.sample_every < 0:
         raise ConfigError(f"config key 'sample_every' must be >= 0 (0 = every epoch), got {cfg.sample_every!r}")
+    if (cfg.steps is None) == (cfg.epochs is None):
+        raise ConfigError("config keys 'steps' and 'epochs': set exactly one (the length of the run)")
     for key in ("steps", "subset"):
         v = getattr(cfg, key)
         if v is not None and v < 1:
@@ -192,8 +200,12 @@ def validate(cfg: Config) -> Config:
         raise ConfigError(f"config key 'beta2' must be in [0, 1), got {cfg.beta2!r}")
     if not (cfg.lr_decay >= 1 and math.isfinite(cfg.lr_decay)):
         raise ConfigError(f"config key 'lr_decay' must be >= 1 (lr is divided by it each step), got {cfg.lr_decay!r}")
-    if cfg.model in ("paper", "paper-conv", "dcgan", "bn-mlp") and cfg.dataset in DATASETS_TOY:
-        raise ConfigError(f"config key 'model': '{cfg.model}' is for images, not dataset '{cfg.dataset}'")
+    if data_kind not in MODELS[cfg.model].kinds:
+        raise ConfigError(f"config key 'model': '{cfg.model}' is for {' and '.join(MODELS[cfg.model].kinds)} data, "
+                          f"not dataset '{cfg.dataset}'")
+    if cfg.update == "simultaneous" and cfg.k != 1:
+        raise ConfigError(f"config key 'k': the simultaneous update makes one D and one G update per minibatch, "
+                          f"so k must be 1, got {cfg.k}")
     return cfg
 
 
@@ -205,17 +217,38 @@ def from_dict(values: dict, base: Config | None = None) -> Config:
     return validate(cfg)
 
 
-def settle(*layers: dict) -> Config:
-    """Merge layers of values (later wins) over the defaults for the chosen dataset's kind, and validate."""
+def settle(*layers: dict, base: Config | None = None) -> Config:
+    """The one settle path, for fresh and resumed runs: layers of values (later wins) over `base` (a resumed
+    run's saved config) or over the defaults for the chosen dataset's kind; validated.
+
+    steps and epochs are one setting, the run's length: the last layer that gives either decides it."""
     merged: dict = {}
-    for layer in layers:
+    for i, layer in enumerate(layers):
+        given = [k for k in ("steps", "epochs") if layer.get(k) is not None]
+        if len(given) == 2:
+            raise ConfigError("config keys 'steps' and 'epochs' are both set; keep one")
+        if given:
+            merged.update({"steps": None, "epochs": None})
         merged.update(layer)
-    dataset = merged.get("dataset", Config.dataset)
-    base = IMAGE_DEFAULTS if dataset not in DATASETS_TOY else {}
-    values = {**base, **merged}
-    if values.get("steps") is not None and "epochs" not in merged:
-        values["epochs"] = None
-    return from_dict(values)
+    if base is None:
+        dataset = merged.get("dataset", Config.dataset)
+        image = dataset_entry(dataset).kinds[0] == "image" if _known(dataset) else False
+        defaults = dict(IMAGE_DEFAULTS) if image else {}
+        if any(k in merged for k in ("steps", "epochs")):
+            defaults.pop("epochs", None)
+        values = {**defaults, **merged}
+        if values.get("epochs") is not None and "steps" not in merged:
+            values["steps"] = None
+        return from_dict(values)
+    return from_dict(merged, base)
+
+
+def _known(dataset) -> bool:
+    try:
+        dataset_entry(dataset)
+        return True
+    except (DataError, AttributeError):
+        return False
 
 
 def preset(name: str) -> dict:
@@ -265,7 +298,7 @@ def dumps(cfg: Config) -> str:
     return "\n".join(lines) + "\n"
 
 
-def diff(a: Config, b: Config, ignore: tuple[str, ...] = ()) -> list[str]:
-    """Keys whose values differ between two configs."""
+def diff(a: Config, b: Config, keys: tuple[str, ...] | None = None) -> list[str]:
+    """Keys (of `keys`, default all) whose values differ between two configs."""
     da, db = a.to_dict(), b.to_dict()
-    return [k for k in da if k not in ignore and da[k] != db[k]]
+    return [k for k in (keys or tuple(da)) if da[k] != db[k]]

@@ -7,41 +7,63 @@ from pathlib import Path
 import torch
 
 from gankit import rundir
+from gankit.errors import UsageError
 from gankit.metrics.modes import mode_metrics
+from gankit.registry import Entry
 from gankit.sampling import load_run
+
+
+def _modes(run_dir, n_samples, seed, device, **_):
+    gan = load_run(run_dir, device)
+    if gan.spec.kind != "toy":
+        raise UsageError(f"metric 'modes' needs a toy dataset with known modes, not '{gan.spec.name}'")
+    torch.manual_seed(seed)
+    return mode_metrics(gan.sample(n_samples or 2500).cpu(), gan.spec.modes, gan.spec.mode_std)
+
+
+def _classes(run_dir, n_samples, seed, device, **_):
+    from gankit.metrics.classifier import class_coverage, predict
+
+    gan, model, meta, x = _classified_samples(run_dir, "classes", n_samples or 10_000, seed, device)
+    result = class_coverage(predict(model, x), meta["test_histogram"])
+    result.update({"protocol": f"classes{(n_samples or 10_000) // 1000}k_{gan.cfg.dataset}",
+                   "classifier_test_accuracy": meta["test_accuracy"], "classifier_sha256": meta["sha256"]})
+    return result
+
+
+def _parzen(run_dir, n_samples, seed, device, **options):
+    from gankit.metrics.parzen import evaluate_run
+
+    return evaluate_run(run_dir, n_samples=n_samples or 10_000, seed=seed, device=device, **options)
+
+
+def _features_metric(name: str):
+    return lambda run_dir, n_samples, seed, device, **_: _feature_metric(run_dir, name, n_samples or 10_000, seed,
+                                                                          device)
+
+
+METRICS: dict[str, Entry] = {
+    "modes": Entry(_modes, "modes covered and high-quality fraction (toy data)", ("toy",)),
+    "parzen": Entry(_parzen, "Parzen-window log-likelihood of the test set (Table 1)"),
+    "classes": Entry(_classes, "classes covered by gankit's classifier (MNIST family)", ("image",)),
+    "fd": Entry(_features_metric("fd"), "Frechet distance on gankit's classifier features", ("image",)),
+    "kid": Entry(_features_metric("kid"), "kernel inception-style distance on the same features", ("image",)),
+    "pr": Entry(_features_metric("pr"), "precision and recall (k-NN manifolds) on the same features", ("image",)),
+}
 
 
 def run_metric(run_dir: str | Path, metric: str, n_samples: int | None = None, seed: int = 0,
                device: str = "auto", **options) -> dict:
     """Compute `metric` for the run and merge it into RUN_DIR/eval.json."""
-    if metric == "modes":
-        gan = load_run(run_dir, device)
-        if gan.data.kind != "toy":
-            raise ValueError(f"metric 'modes' needs a toy dataset with known modes, not '{gan.data.name}'")
-        torch.manual_seed(seed)
-        result = mode_metrics(gan.sample(n_samples or 2500).cpu(), gan.data.modes, gan.data.mode_std)
-    elif metric in ("fd", "kid", "pr"):
-        result = _feature_metric(run_dir, metric, n_samples or 10_000, seed, device)
-    elif metric == "classes":
-        from gankit.metrics.classifier import class_coverage, predict
-
-        gan, model, meta, x = _classified_samples(run_dir, metric, n_samples or 10_000, seed, device)
-        result = class_coverage(predict(model, x), meta["test_histogram"])
-        result.update({"protocol": f"classes{(n_samples or 10_000) // 1000}k_{gan.cfg.dataset}",
-                       "classifier_test_accuracy": meta["test_accuracy"], "classifier_sha256": meta["sha256"]})
-    elif metric == "parzen":
-        from gankit.metrics.parzen import evaluate_run
-
-        result = evaluate_run(run_dir, n_samples=n_samples or 10_000, seed=seed, device=device, **options)
-    else:
-        raise ValueError(f"unknown metric '{metric}' (choose from {', '.join(METRICS)})")
+    if metric not in METRICS:
+        raise UsageError(f"unknown metric '{metric}' (choose from {', '.join(METRICS)})")
+    result = METRICS[metric].build(run_dir, n_samples, seed, device, **options)
     record = rundir.read_json(run_dir, "eval.json")
     record[metric] = result
     rundir.write_json(run_dir, "eval.json", record)
     return result
 
 
-METRICS = ("modes", "parzen", "classes", "fd", "kid", "pr")
 SHORT = {"mnist": "mnist", "fashion-mnist": "fmnist", "kmnist": "kmnist"}
 
 
@@ -52,10 +74,10 @@ def _classified_samples(run_dir, metric: str, n: int, seed: int, device: str):
 
     gan = load_run(run_dir, device)
     if gan.cfg.dataset not in SHORT:
-        raise ValueError(f"metric '{metric}' needs an MNIST-family image dataset, not '{gan.data.name}'")
+        raise UsageError(f"metric '{metric}' needs an MNIST-family image dataset, not '{gan.spec.name}'")
     model, meta = get_classifier(gan.cfg.dataset, gan.cfg.data_dir)
     torch.manual_seed(seed)
-    return gan, model, meta, gan.data.images(gan.sample(n).cpu()).reshape(-1, 784)
+    return gan, model, meta, gan.spec.images(gan.sample(n).cpu()).reshape(-1, 784)
 
 
 def _feature_metric(run_dir, metric: str, n: int, seed: int, device: str) -> dict:

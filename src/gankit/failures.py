@@ -5,58 +5,69 @@ collapse when G trains against a D that does not keep up), and a collapse monito
 from __future__ import annotations
 
 import copy
+import dataclasses
 import math
 
 import numpy as np
 import torch
 
-from gankit import losses
+from gankit import objectives
+from gankit.data import Batches
+from gankit.gan import GAN, eval_mode
 from gankit.metrics.collapse import diversity
 from gankit.metrics.modes import mode_metrics
 from gankit.noise import sample_noise
-from gankit.train import GAN, RealBatches
+from gankit.precision import Working
+from gankit.state import Player, TrainState
+from gankit.steps import d_step, g_step
+
+
+def _objective(gan: GAN, loss: str | None = None):
+    """The run's objective (G's loss overridden by `loss`); D sees real and generated batches apart."""
+    cfg = gan.cfg if loss is None else dataclasses.replace(gan.cfg, loss=loss)
+    return objectives.build(cfg, joint=False)
+
+
+def _state(gan: GAN, batch: int, opt_G=None, opt_D=None) -> TrainState:
+    """A train state over the GAN's own networks (fp32, one process) for the step functions."""
+    def noise():
+        return sample_noise(batch, gan.cfg.z_dim, gan.cfg.noise, gan.device)
+
+    G = Player(gan.G, Working(gan.G, torch.float32), gan.G, opt_G, 0.0)
+    D = Player(gan.D, Working(gan.D, torch.float32), gan.D, opt_D, 0.0)
+    return TrainState(G, D, noise, gan.device)
 
 
 def discriminator_steps(gan: GAN, steps: int, batch: int = 256, lr: float = 1e-3, seed: int = 0) -> None:
-    """Train D alone against the fixed G (the inner loop of Algorithm 1 run long)."""
-    opt = torch.optim.Adam(gan.D.parameters(), lr=lr, betas=(0.5, 0.999))
-    batches = RealBatches(gan.data.x.to(gan.device), batch, seed)
-    gan.G.eval()
-    for b in range(steps):
-        with torch.no_grad():
-            fake = gan.G(sample_noise(batch, gan.cfg.z_dim, gan.cfg.noise, gan.device))
-        loss = losses.discriminator_loss(gan.D(batches(b)), gan.D(fake))
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-    gan.G.train()
+    """Train D alone against the fixed G (the inner loop of Algorithm 1 run long), by the run's objective."""
+    s = _state(gan, batch, opt_D=torch.optim.Adam(gan.D.parameters(), lr=lr, betas=(0.5, 0.999)))
+    objective = _objective(gan)
+    batches = Batches(gan.data.x.to(gan.device), batch, seed)
+    with eval_mode(gan.G):
+        for b in range(steps):
+            d_step(s, objective, batches(b)[0])
 
 
 def generator_steps(gan: GAN, steps: int, loss: str, batch: int = 256, lr: float = 1e-3, record=None,
                     optimizer: str = "adam") -> list:
-    """Train G alone against the frozen D; `record(step, gan)` is called before every step. Plain SGD
-    shows a gradient's size in the progress it makes; Adam rescales it away."""
-    g_loss = losses.generator_loss(loss)
+    """Train G alone against the frozen D with G loss `loss`; `record(step, gan)` is called before every step.
+    Plain SGD shows a gradient's size in the progress it makes; Adam rescales it away."""
     opt = (torch.optim.Adam(gan.G.parameters(), lr=lr, betas=(0.5, 0.999)) if optimizer == "adam"
            else torch.optim.SGD(gan.G.parameters(), lr=lr))
-    gan.D.requires_grad_(False)
+    s, objective = _state(gan, batch, opt_G=opt), _objective(gan, loss)
     out = []
-    for s in range(steps):
+    for step in range(steps):
         if record is not None:
-            out.append(record(s, gan))
-        l = g_loss(gan.D(gan.G(sample_noise(batch, gan.cfg.z_dim, gan.cfg.noise, gan.device))))
-        opt.zero_grad(set_to_none=True)
-        l.backward()
-        opt.step()
-    gan.D.requires_grad_(True)
+            out.append(record(step, gan))
+        g_step(s, objective)
     return out
 
 
 def generator_gradient(gan: GAN, loss: str, z: torch.Tensor) -> tuple[float, float]:
-    """(||dL_G/dtheta_G||, mean D(G(z))) for one loss at the current state."""
+    """(||dL_G/dtheta_G||, mean D(G(z))) for one G loss of the run's objective at the current state."""
     gan.G.zero_grad(set_to_none=True)
     logits = gan.D(gan.G(z))
-    losses.generator_loss(loss)(logits).backward()
+    _objective(gan, loss).g_loss_from_logits(logits)[0].backward()
     norm = math.sqrt(sum(float(p.grad.pow(2).sum()) for p in gan.G.parameters() if p.grad is not None))
     gan.G.zero_grad(set_to_none=True)
     return norm, float(torch.sigmoid(logits.detach()).mean())
@@ -96,8 +107,8 @@ def helvetica(gan: GAN, g_steps: int = 1500, every: int = 100, n: int = 2500, se
             return None
         x = state.sample(n, z).cpu()
         row = {"step": step, "diversity": diversity(x)}
-        if state.data.kind == "toy":
-            mm = mode_metrics(x, state.data.modes, state.data.mode_std)
+        if state.spec.kind == "toy":
+            mm = mode_metrics(x, state.spec.modes, state.spec.mode_std)
             row.update(modes_covered=mm["modes_covered"], high_quality=mm["high_quality_fraction"])
         return row
 
@@ -110,8 +121,7 @@ def rejection_sample(gan: GAN, n: int, gamma: float | None = None, eps: float = 
     """Discriminator rejection sampling (Azadi et al. 2019): accept G(z) with probability sigmoid(F(x)),
     F = l - l_max - log(1 - exp(l - l_max - eps)) - gamma, l = logit D(x) = log p_data/p_g estimate.
     gamma defaults to the `percentile`-th percentile of F over the burn-in samples."""
-    with torch.no_grad():
-        gan.D.eval()
+    with torch.no_grad(), eval_mode(gan.D):
         logits = gan.D(gan.sample(burn_in)).double()
         l_max = float(logits.max())
 
@@ -128,7 +138,6 @@ def rejection_sample(gan: GAN, n: int, gamma: float | None = None, eps: float = 
             accept = torch.rand(len(x), device=x.device, dtype=torch.float64) < torch.sigmoid(f(l) - gamma)
             kept.append(x[accept])
             draws += len(x)
-        gan.D.train()
     out = torch.cat(kept)[:n]
     return out, {"acceptance_rate": len(torch.cat(kept)) / draws, "gamma": gamma, "draws": draws}
 
@@ -137,7 +146,8 @@ def _base_gan(dataset: str, steps: int, seed: int, run_dir, progress: bool) -> G
     """A GAN trained with the defaults for `steps` (steps = 0: freshly initialised). These experiments change
     G itself, so the run's result (the average of G's weights) becomes G and the average is dropped."""
     from gankit import config as config_mod
-    from gankit.train import build, fit
+    from gankit.gan import build
+    from gankit.train import fit
 
     cfg = config_mod.from_dict({"dataset": dataset, "seed": seed, "steps": max(steps, 1), "sample_every": 10**9,
                                 "checkpoint_every": 10**9, "out": str(run_dir)})
@@ -168,7 +178,7 @@ def run_helvetica(out, run_dir, dataset: str = "ring8", base_steps: int = 3000, 
     before = gan.sample(2500, z).cpu().numpy()
     rows = helvetica(gan, g_steps, seed=seed)
     after = gan.sample(2500, z).cpu().numpy()
-    plot_helvetica(rows, before, after, gan.data.modes.numpy() if gan.data.modes is not None else None, out)
+    plot_helvetica(rows, before, after, gan.spec.modes.numpy() if gan.spec.modes is not None else None, out)
     return rows
 
 
@@ -182,7 +192,7 @@ def run_rejection(out, run_dir, dataset: str = "ring8", base_steps: int = 6000, 
     torch.manual_seed(seed)
     plain = gan.sample(2500).cpu()
     kept, info = rejection_sample(gan, 2500)
-    stats = {"G(z)": mode_metrics(plain, gan.data.modes, gan.data.mode_std),
-             "after rejection sampling": mode_metrics(kept.cpu(), gan.data.modes, gan.data.mode_std)}
-    plot_rejection(plain.numpy(), kept.cpu().numpy(), gan.data.modes.numpy(), out, stats)
+    stats = {"G(z)": mode_metrics(plain, gan.spec.modes, gan.spec.mode_std),
+             "after rejection sampling": mode_metrics(kept.cpu(), gan.spec.modes, gan.spec.mode_std)}
+    plot_rejection(plain.numpy(), kept.cpu().numpy(), gan.spec.modes.numpy(), out, stats)
     return {**stats, **info}

@@ -13,6 +13,7 @@ from pathlib import Path
 import torch
 from tqdm.auto import tqdm
 
+from gankit.errors import UsageError
 from gankit.data import load_dataset
 from gankit.metrics.parzen import DEFAULT_SIGMAS, parzen_protocol
 
@@ -46,7 +47,7 @@ def table1(dataset: str, run_dir: str | Path, out: str | Path | None = None, n_s
 
     gan = load_run(run_dir)
     if gan.cfg.dataset != dataset:
-        raise ValueError(f"run {run_dir} was trained on '{gan.cfg.dataset}', not '{dataset}'")
+        raise UsageError(f"run {run_dir} was trained on '{gan.cfg.dataset}', not '{dataset}'")
     data_dir = data_dir or gan.cfg.data_dir
     train = load_dataset(dataset, "train", data_dir, None, gan.cfg.pixel_range).x
     valid = load_dataset(dataset, "valid", data_dir, None, gan.cfg.pixel_range).x[:valid_size]

@@ -16,9 +16,10 @@ from pathlib import Path
 
 from gankit import config as config_mod
 from gankit.checkpoint import atomic_write_bytes
+from gankit.errors import GankitError
 
 
-class RunDirError(RuntimeError):
+class RunDirError(GankitError, RuntimeError):
     """The run directory is missing, or holds a different run."""
 
 

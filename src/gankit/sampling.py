@@ -9,32 +9,16 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from gankit import checkpoint, rundir
+from gankit.errors import UsageError
+from gankit.gan import GAN, from_checkpoint
 from gankit.images import save_grid
 from gankit.noise import sample_noise
-from gankit.train import GAN, build, resolve_device
 
 
-def load_run(run_dir: str | Path, device: str = "auto", split: str | None = None) -> GAN:
-    """Rebuild G and D of a run from config.toml and checkpoints/last.pt, with its training data
-    (or another `split`)."""
-    run_dir = Path(run_dir)
-    cfg = rundir.read_config(run_dir)
-    dev = resolve_device(device)
-    from gankit.data import load_dataset
-
-    split = split or cfg.split
-    data = load_dataset(cfg.dataset, split, cfg.data_dir, cfg.subset if split == cfg.split else None,
-                        cfg.pixel_range, image_size=cfg.image_size)
-    gan = build(cfg, data, dev)
-    state = checkpoint.load(run_dir / "checkpoints" / "last.pt", dev)
-    gan.G.load_state_dict(state["G"])
-    if gan.G_ema is not None and "G_ema" in state:
-        gan.G_ema.load_state_dict(state["G_ema"])
-    else:  # a run without weight averaging
-        gan.G_ema = None
-    gan.D.load_state_dict(state["D"])
-    return gan
+def load_run(run_dir: str | Path, device: str = "auto") -> GAN:
+    """Rebuild G and D (and G's average) of a run from checkpoints/last.pt alone; the training data is
+    loaded only if something asks for `gan.data`."""
+    return from_checkpoint(Path(run_dir) / "checkpoints" / "last.pt", device)
 
 
 def _z(gan: GAN, n: int, seed: int) -> torch.Tensor:
@@ -51,7 +35,7 @@ def save_samples(gan: GAN, out: str | Path, n: int, seed: int = 0) -> torch.Tens
     if out.suffix == ".npy":
         np.save(out, x.numpy())
     else:
-        plot_samples(x, gan.data, lambda t: gan.discriminate(t).cpu().numpy(), out, f"{gan.cfg.dataset} samples")
+        plot_samples(x, gan.spec, lambda t: gan.discriminate(t).cpu().numpy(), out, f"{gan.cfg.dataset} samples")
     return x
 
 
@@ -74,15 +58,15 @@ def nearest_neighbours(samples: torch.Tensor, train: torch.Tensor, chunk: int = 
 def figure_nearest(gan: GAN, out: str | Path, n: int = 30, seed: int = 0, cols: int = 5) -> None:
     """Figure 2: rows of `cols` samples; the rightmost column holds the training image nearest to the
     sample beside it (over the whole train split)."""
-    if gan.data.kind != "image":
-        raise ValueError("--nearest draws images; this run's dataset is not an image dataset")
+    if gan.spec.kind != "image":
+        raise UsageError("--nearest draws images; this run's dataset is not an image dataset")
     rows = max(1, math.ceil(n / cols))
     x = gan.sample(rows * cols, _z(gan, rows * cols, seed))
     last = x.view(rows, cols, -1)[:, -1]
     nn_idx = nearest_neighbours(last, gan.data.x)
     nearest = gan.data.x[nn_idx.cpu()].to(x.device)
     grid = torch.cat([x.view(rows, cols, -1), nearest[:, None]], 1).reshape(rows * (cols + 1), -1)
-    save_grid(gan.data.images(grid.cpu()), out, nrow=cols + 1, scale=3)
+    save_grid(gan.spec.images(grid.cpu()), out, nrow=cols + 1, scale=3)
 
 
 def interpolate_z(z0: torch.Tensor, z1: torch.Tensor, steps: int) -> torch.Tensor:
@@ -93,8 +77,8 @@ def interpolate_z(z0: torch.Tensor, z1: torch.Tensor, steps: int) -> torch.Tenso
 
 def figure_interpolate(gan: GAN, out: str | Path, rows: int = 8, steps: int = 10, seed: int = 0) -> None:
     """Figure 3: each row decodes a linear interpolation between two random z."""
-    if gan.data.kind != "image":
-        raise ValueError("--interpolate draws images; this run's dataset is not an image dataset")
+    if gan.spec.kind != "image":
+        raise UsageError("--interpolate draws images; this run's dataset is not an image dataset")
     ends = _z(gan, 2 * rows, seed)
     z = torch.cat([interpolate_z(ends[2 * r], ends[2 * r + 1], steps) for r in range(rows)])
-    save_grid(gan.data.images(gan.sample(len(z), z).cpu()), out, nrow=steps, scale=3)
+    save_grid(gan.spec.images(gan.sample(len(z), z).cpu()), out, nrow=steps, scale=3)

@@ -15,7 +15,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from gankit import losses
+from gankit.objectives import Logistic
 from gankit.models.mlp import MLPDiscriminator
 
 
@@ -119,9 +119,10 @@ def train_discriminator(p_data: GaussianMixture, p_g: GaussianMixture, steps: in
     opt = torch.optim.Adam(D.parameters(), lr=lr, betas=(0.5, 0.999))
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, steps)
     g = torch.Generator().manual_seed(seed)
+    objective = Logistic(joint=False)
     for _ in range(steps):
         x, fake = p_data.sample(batch, g), p_g.sample(batch, g)
-        loss = losses.discriminator_loss(D(x), D(fake))
+        loss, _ = objective.d_loss(D, x, fake)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
@@ -238,10 +239,10 @@ def figure1(out, run_dir, moments=(0, 150, 600, 4000), seed: int = 0, progress: 
 
 def _initial(gan):
     """The GAN as initialised (same seed), for the panel before any training."""
-    from gankit.models import build_models
+    from gankit.models import construct
 
     torch.manual_seed(gan.cfg.seed)
-    G, D = build_models(gan.cfg, gan.data)
+    G, D = construct(gan.arch)
     gan.G.load_state_dict(G.state_dict())
     gan.D.load_state_dict(D.state_dict())
     return gan

@@ -1,5 +1,6 @@
 """Datasets: embedded toy distributions and MNIST-family images, all held as one tensor."""
 
-from gankit.data.registry import Data, load_dataset
+from gankit.data.batches import Batches
+from gankit.data.registry import DATASETS, Data, DataSpec, load_dataset
 
-__all__ = ["Data", "load_dataset"]
+__all__ = ["Batches", "DATASETS", "Data", "DataSpec", "load_dataset"]

@@ -21,6 +21,7 @@ import numpy as np
 
 from gankit.data.idx import IDXError
 from gankit.data.mnist import DatasetNotFound, cache_dir, search_dirs
+from gankit.errors import DataError
 
 URL = "https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz"
 MD5 = "c58f30108f718f92721af3b95e74349a"
@@ -92,7 +93,7 @@ def locate(data_dir=None, download: bool = True) -> Path:
 
 def load_cifar10(split: str = "train", data_dir=None, download: bool = True) -> tuple[np.ndarray, np.ndarray]:
     if split not in SPLITS:
-        raise ValueError(f"unknown split '{split}' (choose from {', '.join(SPLITS)})")
+        raise DataError(f"unknown split '{split}' (choose from {', '.join(SPLITS)})")
     root = locate(data_dir, download)
     if split == "test":
         return read_batch(root / "test_batch")
@@ -105,9 +106,10 @@ def load_cifar10(split: str = "train", data_dir=None, download: bool = True) -> 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".webp")
 
 
-def load_folder(path: str | Path, size: int = 32) -> np.ndarray:
+def load_folder(path: str | Path, size: int = 32, with_labels: bool = False):
     """Every image under `path` (recursively), as RGB uint8 [N, 3, size, size]: resized so the short side is
-    `size`, then centre-cropped."""
+    `size`, then centre-cropped. `with_labels`: also (labels, class names), the class of an image being its
+    top-level sub-directory; (None, ()) when some image lies directly in `path`."""
     from PIL import Image, UnidentifiedImageError
 
     root = Path(path)
@@ -128,7 +130,13 @@ def load_folder(path: str | Path, size: int = 32) -> np.ndarray:
                 out[i] = np.asarray(img.crop((left, top, left + size, top + size))).transpose(2, 0, 1)
         except (UnidentifiedImageError, OSError) as e:
             raise IDXError(f"{f}: not a readable image ({e})") from None
-    return out
+    if not with_labels:
+        return out
+    tops = [f.relative_to(root).parts[0] if len(f.relative_to(root).parts) > 1 else None for f in files]
+    if None in tops:
+        return out, None, ()
+    classes = tuple(sorted(set(tops)))
+    return out, np.array([classes.index(t) for t in tops], dtype=np.int64), classes
 
 
 __all__ = ["load_cifar10", "load_folder", "read_batch", "CLASSES"]

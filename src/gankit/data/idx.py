@@ -10,10 +10,12 @@ from pathlib import Path
 
 import numpy as np
 
+from gankit.errors import GankitError
+
 _DTYPES = {0x08: np.uint8, 0x09: np.int8, 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}
 
 
-class IDXError(ValueError):
+class IDXError(GankitError, ValueError):
     """An IDX file is missing, corrupt, truncated or of unexpected shape; the message names the file."""
 
 

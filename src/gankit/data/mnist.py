@@ -22,7 +22,8 @@ from pathlib import Path
 
 import numpy as np
 
-from gankit.data.idx import IDXError, read_bytes, parse_idx
+from gankit.data.idx import IDXError, parse_idx, read_bytes
+from gankit.errors import DataError, GankitError
 
 FILES = {
     "train_images": "train-images-idx3-ubyte",
@@ -96,7 +97,7 @@ IMAGE_SETS = {
 }
 
 
-class DatasetNotFound(FileNotFoundError):
+class DatasetNotFound(GankitError, FileNotFoundError):
     """The dataset's files are neither on disk nor downloadable; the message says what to put where."""
 
 
@@ -192,7 +193,7 @@ def _verify(spec: ImageSet, key: str, path: Path, content: bytes) -> None:
 def locate(name: str, keys: list[str], data_dir: str | Path | None = None, download: bool = True) -> dict[str, Path]:
     """Paths of the requested files, downloading missing ones into the cache when allowed."""
     if name not in IMAGE_SETS:
-        raise ValueError(f"unknown image dataset '{name}' (choose from {', '.join(IMAGE_SETS)})")
+        raise DataError(f"unknown image dataset '{name}' (choose from {', '.join(IMAGE_SETS)})")
     dirs = search_dirs(name, data_dir, IMAGE_SETS[name].system_dirs)
     found = {k: _find(FILES[k], dirs) for k in keys}
     missing = [k for k, p in found.items() if p is None]
@@ -224,7 +225,7 @@ def load_split(name: str, split: str = "train", data_dir: str | Path | None = No
                download: bool = True) -> tuple[np.ndarray, np.ndarray]:
     """Images [N, 28, 28] uint8 and labels [N] of one split, validated and checksummed."""
     if split not in SPLITS:
-        raise ValueError(f"unknown split '{split}' (choose from {', '.join(SPLITS)})")
+        raise DataError(f"unknown split '{split}' (choose from {', '.join(SPLITS)})")
     prefix = "test" if split == "test" else "train"
     keys = [f"{prefix}_images", f"{prefix}_labels"]
     paths = locate(name, keys, data_dir, download)

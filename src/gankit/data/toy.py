@@ -11,6 +11,8 @@ import math
 
 import torch
 
+from gankit.errors import DataError
+
 TOY_SIZE = 100_000  # samples in the (fixed) training set of a toy dataset
 TOY_SEED = 20140610  # the training set is the same for every run, like a real dataset
 
@@ -25,13 +27,15 @@ def toy_modes(name: str) -> tuple[torch.Tensor, float]:
     if name == "grid25":
         g = torch.arange(-2, 3, dtype=torch.float32) * 2.0
         return torch.cartesian_prod(g, g), 0.05
-    raise ValueError(f"unknown toy dataset '{name}' (choose from gaussian1d, ring8, grid25)")
+    raise DataError(f"unknown toy dataset '{name}' (choose from gaussian1d, ring8, grid25)")
 
 
-def sample_mixture(modes: torch.Tensor, std: float, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
-    """n samples from the equal-weight mixture of N(mode, std^2 I)."""
+def sample_mixture(modes: torch.Tensor, std: float, n: int, generator: torch.Generator | None = None,
+                   with_modes: bool = False):
+    """n samples from the equal-weight mixture of N(mode, std^2 I) (and, `with_modes`, each one's mode index)."""
     idx = torch.randint(len(modes), (n,), generator=generator)
-    return modes[idx] + std * torch.randn(n, modes.shape[1], generator=generator)
+    x = modes[idx] + std * torch.randn(n, modes.shape[1], generator=generator)
+    return (x, idx) if with_modes else x
 
 
 def mixture_log_density(x: torch.Tensor, modes: torch.Tensor, std: float) -> torch.Tensor:
@@ -42,6 +46,7 @@ def mixture_log_density(x: torch.Tensor, modes: torch.Tensor, std: float) -> tor
     return torch.logsumexp(log_k, 1) - math.log(len(modes))
 
 
-def toy_training_set(name: str, n: int = TOY_SIZE) -> torch.Tensor:
+def toy_training_set(name: str, n: int = TOY_SIZE, with_modes: bool = False):
+    """The fixed training set of a toy dataset (and, `with_modes`, the mode of each sample as its class)."""
     modes, std = toy_modes(name)
-    return sample_mixture(modes, std, n, torch.Generator().manual_seed(TOY_SEED))
+    return sample_mixture(modes, std, n, torch.Generator().manual_seed(TOY_SEED), with_modes)

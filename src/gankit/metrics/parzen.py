@@ -193,15 +193,15 @@ def evaluate_run(run_dir, n_samples: int = 10_000, seed: int = 0, sigmas=None, v
     if isinstance(sigmas, str):
         sigmas = [float(s) for s in sigmas.split(",") if s.strip()]
     sigmas = sigmas or DEFAULT_SIGMAS
-    if gan.data.kind == "image":
+    if gan.spec.kind == "image":
         valid = load_dataset(cfg.dataset, "valid", cfg.data_dir, None, cfg.pixel_range).x[:valid_size]
         test = load_dataset(cfg.dataset, "test", cfg.data_dir, None, cfg.pixel_range).x
     else:  # toy: fresh draws from the known distribution
         from gankit.data.toy import sample_mixture
 
         g = torch.Generator().manual_seed(seed + 1)
-        valid = sample_mixture(gan.data.modes, gan.data.mode_std, valid_size, g)
-        test = sample_mixture(gan.data.modes, gan.data.mode_std, 10_000, g)
+        valid = sample_mixture(gan.spec.modes, gan.spec.mode_std, valid_size, g)
+        test = sample_mixture(gan.spec.modes, gan.spec.mode_std, 10_000, g)
     torch.manual_seed(seed)
     samples = gan.sample(n_samples)
     result = parzen_protocol(samples, valid, test, sigmas, device=gan.device)

@@ -1,17 +1,29 @@
-"""Generator and discriminator architectures; `build_models` picks them from a Config and a dataset."""
+"""Generator and discriminator architectures, and the `MODELS` registry that picks them from a config.
+
+A model entry turns (config, data) into an *architecture*: each network's class name and constructor
+arguments (the output bias taken from the data included). Checkpoints store the architecture, so G and
+D are rebuilt from a checkpoint alone, without the training data. Every network is a plain nn.Module
+called as G(z, c=None) and D(x, c=None) (c: a class label, unused by unconditional nets).
+"""
 
 from __future__ import annotations
 
-import torch
 from torch import nn
 
+from gankit.errors import CheckpointError
 from gankit.models.conv import DCGANDiscriminator, DCGANGenerator
 from gankit.models.mlp import BNMLPGenerator, MLPDiscriminator, MLPGenerator, TutorialDiscriminator
 from gankit.models.paper import (PaperConvDiscriminator, PaperConvGenerator, PaperDiscriminator, PaperGenerator,
                                  output_bias_from_mean)
+from gankit.registry import Entry
 
 __all__ = ["MLPGenerator", "MLPDiscriminator", "PaperGenerator", "PaperDiscriminator", "DCGANGenerator",
-           "DCGANDiscriminator", "build_models"]
+           "DCGANDiscriminator", "MODELS", "architecture", "construct", "build_models"]
+
+# the classes a checkpoint may name (nothing else is ever constructed from a file)
+NETWORKS = {cls.__name__: cls for cls in (MLPGenerator, MLPDiscriminator, BNMLPGenerator, TutorialDiscriminator,
+                                          DCGANGenerator, DCGANDiscriminator, PaperGenerator, PaperDiscriminator,
+                                          PaperConvGenerator, PaperConvDiscriminator)}
 
 
 def _output_for(data) -> str:
@@ -20,34 +32,76 @@ def _output_for(data) -> str:
     return "sigmoid" if data.value_range == (0.0, 1.0) else "tanh"
 
 
+def _net(cls, **kwargs) -> dict:
+    return {"class": cls.__name__, "kwargs": kwargs}
+
+
+def _mlp(cfg, data):
+    return (_net(MLPGenerator, z_dim=cfg.z_dim, x_dim=data.dim, hidden=cfg.hidden, layers=cfg.layers,
+                 output=_output_for(data)),
+            _net(MLPDiscriminator, x_dim=data.dim, hidden=cfg.hidden, layers=cfg.layers))
+
+
+def _bn_mlp(cfg, data):
+    return (_net(BNMLPGenerator, z_dim=cfg.z_dim, x_dim=data.dim, output=_output_for(data)),
+            _net(TutorialDiscriminator, x_dim=data.dim))
+
+
+def _dcgan(cfg, data):
+    return (_net(DCGANGenerator, z_dim=cfg.z_dim, shape=tuple(data.shape), width=cfg.hidden, output=_output_for(data)),
+            _net(DCGANDiscriminator, shape=tuple(data.shape), width=cfg.hidden))
+
+
+def _paper(cfg, data):
+    output = _output_for(data)
+    bias = output_bias_from_mean(data.x.mean(0), output)
+    return (_net(PaperGenerator, z_dim=cfg.z_dim, x_dim=data.dim, output_bias=bias, output=output),
+            _net(PaperDiscriminator, x_dim=data.dim))
+
+
+def _paper_conv(cfg, data):
+    output = _output_for(data)
+    bias = output_bias_from_mean(data.images(data.x[:10_000]).mean(0).reshape(-1), "sigmoid")
+    return (_net(PaperConvGenerator, z_dim=cfg.z_dim, shape=tuple(data.shape),
+                 output_bias=bias if output == "sigmoid" else None, output=output),
+            _net(PaperConvDiscriminator, shape=tuple(data.shape)))
+
+
+MODELS: dict[str, Entry] = {
+    "mlp": Entry(_mlp, "MLPs of --layers x --hidden (ReLU G, LeakyReLU D); the toy default"),
+    "bn-mlp": Entry(_bn_mlp, "the common tutorial MLP (BatchNorm G 128-256-512-1024, D 512-256); the image default",
+                    ("image",)),
+    "dcgan": Entry(_dcgan, "DCGAN-style conv nets, width --hidden", ("image",)),
+    "paper": Entry(_paper, "the paper's MNIST nets (ReLU G 1200-1200, maxout D 240x5 with dropout)", ("image",)),
+    "paper-conv": Entry(_paper_conv, "the paper's CIFAR-10 nets (maxout-conv D, deconvolutional G)", ("image",)),
+}
+
+
+def architecture(cfg, data) -> dict:
+    """{"G": {"class", "kwargs"}, "D": {...}} for `cfg.model` on `data` (a Data: some nets read its mean)."""
+    G, D = MODELS[cfg.model].build(cfg, data)
+    return {"G": G, "D": D}
+
+
+def construct(arch: dict) -> tuple[nn.Module, nn.Module]:
+    """(G, D) from an architecture; initialisation uses the current torch RNG (seed it first)."""
+    nets = []
+    for name in ("G", "D"):
+        spec = arch[name]
+        if spec.get("class") not in NETWORKS:
+            raise CheckpointError(f"unknown network class {spec.get('class')!r} for {name}")
+        kwargs = dict(spec["kwargs"])
+        if "shape" in kwargs:
+            kwargs["shape"] = tuple(kwargs["shape"])
+        nets.append(NETWORKS[spec["class"]](**kwargs))
+    return nets[0], nets[1]
+
+
 def build_models(cfg, data) -> tuple[nn.Module, nn.Module]:
     """(G, D) for `cfg.model` on `data`; initialisation uses the current torch RNG (seed it first)."""
-    output = _output_for(data)
-    if cfg.model == "mlp":
-        return (MLPGenerator(cfg.z_dim, data.dim, cfg.hidden, cfg.layers, output),
-                MLPDiscriminator(data.dim, cfg.hidden, cfg.layers))
-    if cfg.model == "bn-mlp":
-        return BNMLPGenerator(cfg.z_dim, data.dim, output), TutorialDiscriminator(data.dim)
-    if cfg.model == "dcgan":
-        if data.kind != "image":
-            raise ValueError(f"the DCGAN nets are for images, not dataset '{data.name}'")
-        return (DCGANGenerator(cfg.z_dim, data.shape, cfg.hidden, output),
-                DCGANDiscriminator(data.shape, cfg.hidden))
-    if cfg.model == "paper-conv":
-        if data.kind != "image":
-            raise ValueError(f"the paper's conv nets are for images, not dataset '{data.name}'")
-        bias = output_bias_from_mean(data.images(data.x[:10_000]).mean(0).reshape(-1), "sigmoid")
-        return (PaperConvGenerator(cfg.z_dim, data.shape, output_bias=bias if output == "sigmoid" else None,
-                                   output=output), PaperConvDiscriminator(data.shape))
-    if cfg.model == "paper":
-        if data.kind != "image":
-            raise ValueError(f"the paper nets are for images, not dataset '{data.name}'")
-        bias = output_bias_from_mean(data.x.mean(0), output)
-        return PaperGenerator(cfg.z_dim, data.dim, output_bias=bias, output=output), PaperDiscriminator(data.dim)
-    raise ValueError(f"unknown model '{cfg.model}' (choose from mlp, bn-mlp, dcgan, paper, paper-conv)")
+    return construct(architecture(cfg, data))
 
 
 def has_batchnorm(module: nn.Module) -> bool:
     """Whether a model's output for one sample depends on the rest of its batch."""
     return any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in module.modules())
-

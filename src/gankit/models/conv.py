@@ -30,7 +30,7 @@ class DCGANGenerator(nn.Module):
         )
         self.to(memory_format=torch.channels_last)  # oneDNN's preferred weight layout: ~10% faster on CPU
 
-    def forward(self, z: torch.Tensor) -> torch.Tensor:
+    def forward(self, z: torch.Tensor, c: torch.Tensor | None = None) -> torch.Tensor:
         _, h, w = self.shape
         return self.net(self.project(z).view(-1, 2 * self.width, h // 4, w // 4)).flatten(1)
 
@@ -47,5 +47,5 @@ class DCGANDiscriminator(nn.Module):
         )
         self.to(memory_format=torch.channels_last)  # oneDNN's preferred weight layout: ~10% faster on CPU
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, c: torch.Tensor | None = None) -> torch.Tensor:
         return self.net(x.view(-1, *self.shape)).squeeze(-1)

@@ -23,6 +23,9 @@ class MLPGenerator(nn.Sequential):
         super().__init__(*_stack(z_dim, hidden, layers, x_dim, nn.ReLU), OUTPUTS[output]())
         self.z_dim = z_dim
 
+    def forward(self, z: torch.Tensor, c: torch.Tensor | None = None) -> torch.Tensor:
+        return super().forward(z)
+
 
 class MLPDiscriminator(nn.Sequential):
     """D(x) as a logit: x_dim -> `layers` x (Linear, LeakyReLU 0.2) of width `hidden` -> 1."""
@@ -30,7 +33,7 @@ class MLPDiscriminator(nn.Sequential):
     def __init__(self, x_dim: int, hidden: int = 256, layers: int = 3):
         super().__init__(*_stack(x_dim, hidden, layers, 1, lambda: nn.LeakyReLU(0.2)))
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, c: torch.Tensor | None = None) -> torch.Tensor:
         return super().forward(x).squeeze(-1)
 
 
@@ -50,6 +53,9 @@ class BNMLPGenerator(nn.Sequential):
         super().__init__(*mods, nn.Linear(d, x_dim), OUTPUTS[output]())
         self.z_dim = z_dim
 
+    def forward(self, z: torch.Tensor, c: torch.Tensor | None = None) -> torch.Tensor:
+        return super().forward(z)
+
 
 class TutorialDiscriminator(nn.Sequential):
     """The matching tutorial discriminator: x_dim -> 512 -> 256 -> 1 logit with LeakyReLU 0.2."""
@@ -58,5 +64,5 @@ class TutorialDiscriminator(nn.Sequential):
         super().__init__(nn.Linear(x_dim, 512), nn.LeakyReLU(0.2), nn.Linear(512, 256), nn.LeakyReLU(0.2),
                          nn.Linear(256, 1))
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, c: torch.Tensor | None = None) -> torch.Tensor:
         return super().forward(x).squeeze(-1)

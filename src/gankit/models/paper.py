@@ -48,7 +48,7 @@ class PaperGenerator(nn.Module):
             with torch.no_grad():
                 self.net[4].bias.copy_(torch.as_tensor(output_bias, dtype=torch.float32).expand(x_dim))
 
-    def forward(self, z: torch.Tensor) -> torch.Tensor:
+    def forward(self, z: torch.Tensor, c: torch.Tensor | None = None) -> torch.Tensor:
         return self.net(z)
 
 
@@ -62,7 +62,7 @@ class PaperDiscriminator(nn.Module):
             Dropout(1 - keep_hidden), _uniform_(nn.Linear(units, 1), irange),
         )
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, c: torch.Tensor | None = None) -> torch.Tensor:
         return self.net(x).squeeze(-1)
 
 
@@ -111,7 +111,7 @@ class PaperConvGenerator(nn.Module):
                 self.up2.bias.copy_(output_bias.view(c, -1).mean(1))
         self.out = nn.Sigmoid() if output == "sigmoid" else nn.Tanh()
 
-    def forward(self, z: torch.Tensor) -> torch.Tensor:
+    def forward(self, z: torch.Tensor, c: torch.Tensor | None = None) -> torch.Tensor:
         _, h, w = self.shape
         x = self.project(z).view(-1, 256, h // 4, w // 4)
         return self.out(self.up2(torch.relu(self.up1(x)))).flatten(1)
@@ -132,5 +132,5 @@ class PaperConvDiscriminator(nn.Module):
             Dropout(0.5), _uniform_(nn.Linear(240, 1), irange),
         )
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, c: torch.Tensor | None = None) -> torch.Tensor:
         return self.net(x.view(-1, *self.shape)).squeeze(-1)

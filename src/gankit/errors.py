@@ -1,0 +1,28 @@
+"""gankit's own error types. The CLI turns these (and only these) into one line and exit code 2;
+anything else is a bug and keeps its traceback."""
+
+from __future__ import annotations
+
+
+class GankitError(Exception):
+    """Bad input, named in one line: an option, a file, a dataset or a run directory."""
+
+
+class ConfigError(GankitError, ValueError):
+    """A configuration value is invalid; the message names the key."""
+
+
+class DataError(GankitError, ValueError):
+    """A dataset cannot be used as asked (unknown name or split, too small, wrong kind for a model)."""
+
+
+class UsageError(GankitError, ValueError):
+    """A command was asked for something it cannot do with this run (e.g. an image figure of a toy run)."""
+
+
+class NonFiniteError(GankitError, RuntimeError):
+    """A loss or parameter became NaN/inf; the message names the step and the quantity (exit code 1)."""
+
+
+class CheckpointError(GankitError, RuntimeError):
+    """A checkpoint is missing, unreadable, or not one this gankit writes; the message names the file."""

@@ -1,0 +1,120 @@
+"""A trained (or training) generator/discriminator pair with what is needed to use it, and the
+self-contained checkpoint it is rebuilt from (no training data needed)."""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+
+from gankit import checkpoint
+from gankit.config import Config, from_dict
+from gankit.data import Data, DataSpec, load_dataset
+from gankit.device import resolve_device
+from gankit.errors import CheckpointError, GankitError
+from gankit.models import architecture, construct
+from gankit.noise import sample_noise
+
+FORMAT = 2  # checkpoints that carry their config, the networks' constructor arguments and the data's spec
+
+
+@dataclass
+class GAN:
+    """G and D (fp32 masters), the run's config and its data's spec; `data` loads the samples on demand."""
+
+    G: torch.nn.Module
+    D: torch.nn.Module
+    cfg: Config
+    spec: DataSpec
+    device: torch.device
+    G_ema: torch.nn.Module | None = None  # moving average of G's weights, when cfg.ema > 0
+    arch: dict = field(default_factory=dict)
+    _data: Data | None = None
+
+    @property
+    def data(self) -> Data:
+        """The training data (loaded on first use, per the config)."""
+        if self._data is None:
+            c = self.cfg
+            self._data = load_dataset(c.dataset, c.split, c.data_dir, c.subset, c.pixel_range, image_size=c.image_size)
+        return self._data
+
+    @torch.no_grad()
+    def sample(self, n: int, z: torch.Tensor | None = None, batch: int = 10_000) -> torch.Tensor:
+        """n samples G(z) in eval mode (from the averaged G when there is one), z ~ p_z unless given."""
+        G = self.G_ema if self.G_ema is not None else self.G
+        if z is None:
+            z = sample_noise(n, self.cfg.z_dim, self.cfg.noise, self.device)
+        with eval_mode(G):
+            return torch.cat([G(z[i:i + batch].to(self.device)).float() for i in range(0, len(z), batch)])
+
+    @torch.no_grad()
+    def discriminate(self, x: torch.Tensor) -> torch.Tensor:
+        """D(x) in [0, 1] (eval mode: no dropout)."""
+        with eval_mode(self.D):
+            return torch.sigmoid(self.D(x.to(self.device).float()))
+
+
+class eval_mode:
+    """Eval mode inside, the module's previous train/eval mode restored after."""
+
+    def __init__(self, module: torch.nn.Module):
+        self.module = module
+
+    def __enter__(self):
+        self.was_training = self.module.training
+        self.module.eval()
+
+    def __exit__(self, *exc):
+        self.module.train(self.was_training)
+
+
+def build(cfg: Config, data: Data | None = None, device: torch.device | None = None) -> GAN:
+    """Load the data, seed with cfg.seed and initialise G and D (and G's average) on the device."""
+    device = device or resolve_device(cfg.device)
+    if data is None:
+        data = load_dataset(cfg.dataset, cfg.split, cfg.data_dir, cfg.subset, cfg.pixel_range,
+                            image_size=cfg.image_size)
+    torch.manual_seed(cfg.seed)
+    arch = architecture(cfg, data)
+    G, D = construct(arch)
+    G_ema = copy.deepcopy(G).requires_grad_(False).to(device) if cfg.ema > 0 else None
+    return GAN(G.to(device), D.to(device), cfg, data.spec(), device, G_ema, arch, data)
+
+
+def header(gan: GAN) -> dict:
+    """What a checkpoint carries besides the train state: enough to rebuild the GAN alone."""
+    return {"format": FORMAT, "config": gan.cfg.to_dict(), "arch": gan.arch, "data": gan.spec.to_dict()}
+
+
+def read(path: str | Path, device: torch.device | str = "cpu") -> dict:
+    """A checkpoint of this format, loaded without running code from it."""
+    state = checkpoint.load(path, device)
+    if not isinstance(state, dict) or state.get("format") != FORMAT:
+        found = state.get("format", 1) if isinstance(state, dict) else "unknown"
+        raise CheckpointError(f"checkpoint {path} has format {found}; this gankit reads format {FORMAT} "
+                              f"(self-contained checkpoints). Retrain the run, or use the gankit that wrote it")
+    return state
+
+
+def from_checkpoint(path: str | Path, device: str = "auto", data: Data | None = None) -> GAN:
+    """Rebuild a GAN from a checkpoint alone: config, architecture and weights (G's average when saved)."""
+    dev = resolve_device(device)
+    state = read(path, dev)
+    try:
+        cfg = from_dict(state["config"])
+        G, D = construct(state["arch"])
+        G.load_state_dict(state["G"])
+        D.load_state_dict(state["D"])
+        G_ema = None
+        if "G_ema" in state:
+            G_ema = copy.deepcopy(G).requires_grad_(False)
+            G_ema.load_state_dict(state["G_ema"])
+        spec = DataSpec.from_dict(state["data"])
+    except (KeyError, TypeError, RuntimeError) as e:
+        if isinstance(e, GankitError):
+            raise
+        raise CheckpointError(f"checkpoint {path} does not hold a complete gankit run: {str(e)[:200]}") from None
+    return GAN(G.to(dev), D.to(dev), cfg, spec, dev, None if G_ema is None else G_ema.to(dev), state["arch"], data)

@@ -1,0 +1,149 @@
+"""What happens around the steps, each with its own cadence: the log, the progress bar, sample pictures
+with the collapse monitor, checkpoints and the closing summary. A hook has `after_step(state, stats,
+last)` and `close(state, summary)`; a new sink (TensorBoard, say) is one more hook."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import torch
+from tqdm.auto import tqdm
+
+from gankit import checkpoint, rundir
+from gankit.errors import NonFiniteError
+
+
+def check_finite(step: int, values: dict | None = None, modules: dict | None = None) -> None:
+    """NonFiniteError naming the step and the first loss or parameter that is NaN/inf."""
+    for name, v in (values or {}).items():
+        if not math.isfinite(v):
+            raise NonFiniteError(f"step {step}: {name} is {v}; training diverged. The last good checkpoint is kept; "
+                                 f"try a lower --lr")
+    for mname, module in (modules or {}).items():
+        for pname, p in module.named_parameters():
+            if not torch.isfinite(p).all():
+                raise NonFiniteError(f"step {step}: parameter {mname}.{pname} is not finite; training diverged. "
+                                     f"The last good checkpoint is kept; try a lower --lr")
+
+
+class Hook:
+    def after_step(self, s, stats: dict, last: bool) -> None:
+        pass
+
+    def close(self, s, summary: dict) -> None:
+        pass
+
+
+class Log(Hook):
+    """Means of the objective's stats over each `every` steps (averaged over processes) to metrics.jsonl;
+    no host synchronisation between log steps."""
+
+    def __init__(self, run_dir: Path, names: tuple[str, ...], every: int, epoch_at, device, world: int = 1,
+                 write: bool = True):
+        self.run_dir, self.names, self.every, self.epoch_at = run_dir, names, every, epoch_at
+        self.world, self.write = world, write
+        self.acc = torch.zeros(len(names), device=device)
+        self.n, self.row = 0, {}
+
+    def after_step(self, s, stats, last):
+        with torch.no_grad():
+            self.acc += torch.stack([stats[k] for k in self.names])
+        self.n += 1
+        if s.step % self.every and not last:
+            return
+        if self.world > 1:
+            torch.distributed.all_reduce(self.acc)
+            self.acc /= self.world
+        values = dict(zip(self.names, (self.acc / self.n).tolist()))
+        check_finite(s.step, values)
+        self.row = {"step": s.step, **values, "epoch": self.epoch_at(s.step), "seconds": round(s.clock(), 3)}
+        if self.write:
+            rundir.append_metrics(self.run_dir, self.row)
+        self.acc.zero_()
+        self.n = 0
+
+    def close(self, s, summary):
+        summary.update({k: self.row.get(k) for k in self.names})
+
+
+class ProgressBar(Hook):
+    """tqdm over the run's steps, showing the latest logged losses and D outputs."""
+
+    SHOWN = {"d_loss": "D", "g_loss": "G", "d_real": "D(x)", "d_fake": "D(G(z))"}
+
+    def __init__(self, log: Log, total: int, initial: int, enabled: bool):
+        self.log, self.shown_step = log, None
+        self.bar = tqdm(total=total, initial=initial, disable=not enabled, dynamic_ncols=True, desc="train")
+
+    def after_step(self, s, stats, last):
+        self.bar.update(1)
+        row = self.log.row
+        if row and row["step"] != self.shown_step:
+            self.shown_step = row["step"]
+            self.bar.set_postfix({label: f"{row[k]:.3f}" if k.endswith("loss") else f"{row[k]:.2f}"
+                                  for k, label in self.SHOWN.items() if k in row})
+
+    def close(self, s, summary):
+        self.bar.close()
+
+
+class Pictures(Hook):
+    """Samples of fixed noise over D's view (every `every` steps, or at each epoch's end when 0, and at the
+    end), with the collapse monitor's warnings."""
+
+    def __init__(self, run_dir: Path, gan, z_fixed: torch.Tensor, every: int, epoch_ends_at, monitor):
+        self.run_dir, self.gan, self.z, self.every, self.epoch_ends_at = run_dir, gan, z_fixed, every, epoch_ends_at
+        self.monitor, self.warnings = monitor, []
+
+    def after_step(self, s, stats, last):
+        due = s.step % self.every == 0 if self.every else self.epoch_ends_at(s.step)
+        if due or last:
+            self.draw(s.step)
+
+    def draw(self, step: int) -> None:
+        from gankit.plots import plot_samples
+
+        x = self.gan.sample(len(self.z), self.z).cpu()
+        plot_samples(x, self.gan.spec, lambda t: self.gan.discriminate(t).cpu().numpy(),
+                     self.run_dir / "samples" / f"step-{step:08d}.png", f"{self.gan.cfg.dataset}, step {step}")
+        _, warning = self.monitor(step, x)
+        if warning:
+            self.warnings.append(warning)
+            tqdm.write(f"gankit: warning: {warning}")
+
+    def close(self, s, summary):
+        summary["warnings"] = self.warnings
+
+
+class Checkpoints(Hook):
+    """The train state to checkpoints/last.pt (atomically, after checking it is finite) every `every` steps
+    and at the end; `keep` > 1 keeps numbered copies too."""
+
+    def __init__(self, run_dir: Path, every: int, keep: int, header: dict):
+        self.dir, self.every, self.keep, self.header = run_dir / "checkpoints", every, keep, header
+
+    def save(self, s) -> None:
+        check_finite(s.step, modules={"G": s.G.master, "D": s.D.master})
+        checkpoint.save_rotating({**self.header, **s.state_dict()}, self.dir, s.step, self.keep)
+
+    def after_step(self, s, stats, last):
+        if s.step % self.every == 0 or last:
+            self.save(s)
+
+
+class Summary(Hook):
+    """At the end: mode coverage (toy data, finished runs), the loss curves and summary.json."""
+
+    def __init__(self, run_dir: Path, gan):
+        self.run_dir, self.gan = run_dir, gan
+
+    def close(self, s, summary):
+        from gankit.metrics.modes import mode_metrics
+        from gankit.plots import plot_losses
+
+        spec = self.gan.spec
+        if spec.kind == "toy" and not summary["interrupted"]:
+            summary["modes"] = mode_metrics(self.gan.sample(2500).cpu(), spec.modes, spec.mode_std)
+        plot_losses(rundir.read_metrics(self.run_dir), self.run_dir / "losses.png")
+        rundir.write_json(self.run_dir, "summary.json", summary)

@@ -1,0 +1,52 @@
+"""The step functions of Algorithm 1 (Goodfellow et al. 2014), one update each. The formulas live in
+the objective; these only sample, call it and apply the gradients."""
+
+from __future__ import annotations
+
+import torch
+
+from gankit.state import TrainState
+
+
+def d_step(s: TrainState, objective, x: torch.Tensor, c: torch.Tensor | None = None) -> dict:
+    """One of the k discriminator updates of an iteration, on the real minibatch x."""
+    # Sample minibatch of m noise samples {z(1), ..., z(m)} from noise prior p_g(z).
+    z = s.G.input(s.noise())
+    with torch.no_grad():
+        fake = s.G.local(z)
+    # (x: a minibatch of m examples {x(1), ..., x(m)} from the data generating distribution p_data(x).)
+    # Update the discriminator by ascending its stochastic gradient:
+    #     grad_theta_d 1/m sum_i [log D(x(i)) + log(1 - D(G(z(i))))]
+    loss, stats = objective.d_loss(s.D.net, s.D.input(x), fake, c)
+    s.D.zero_grad()
+    loss.backward()
+    s.D.step()
+    return stats
+
+
+def g_step(s: TrainState, objective, c: torch.Tensor | None = None) -> dict:
+    """The generator update that ends an iteration, through a frozen D."""
+    # Sample minibatch of m noise samples {z(1), ..., z(m)} from noise prior p_g(z).
+    z = s.G.input(s.noise())
+    # Update the generator by descending its stochastic gradient:
+    #     grad_theta_g 1/m sum_i log(1 - D(G(z(i))))    (or, non-saturating, ascend log D(G(z(i))))
+    with s.D.frozen():
+        loss, stats = objective.g_loss(s.D.local, s.G.net(z), c)
+        s.G.zero_grad()
+        loss.backward()
+        s.G.step()
+    return stats
+
+
+def simultaneous_step(s: TrainState, objective, x: torch.Tensor, c: torch.Tensor | None = None) -> dict:
+    """Both players' gradients from one minibatch and one forward of D, applied together (the paper's
+    released code, not Algorithm 1 as printed)."""
+    z = s.G.input(s.noise())
+    d_loss, g_loss, stats = objective.joint_losses(s.D.net, s.D.input(x), s.G.net(z), c)
+    s.D.zero_grad()
+    s.G.zero_grad()
+    torch.autograd.backward(d_loss, inputs=s.D.params, retain_graph=True)
+    torch.autograd.backward(g_loss, inputs=s.G.params)
+    s.D.step()
+    s.G.step()
+    return stats
