@@ -1,3 +1,4 @@
+import torch
 import math
 
 import pytest
@@ -46,10 +47,18 @@ def test_preset_round_trip(tmp_path):
     ("steps", 0, "steps"),
     ("lr_decay", 0.5, "lr_decay"),
     ("frobnicate", 1, "frobnicate"),
+    ("objective", "wgan", "objective"),
 ])
 def test_bad_values_name_the_key(key, value, fragment):
     with pytest.raises(ConfigError, match=fragment):
         C.from_dict({key: value})
+
+
+def test_combinations_that_cannot_work_are_refused():
+    with pytest.raises(ConfigError, match="'k'.*simultaneous"):
+        C.from_dict({"update": "simultaneous", "k": 2})
+    with pytest.raises(ConfigError, match="'model'.*image"):
+        C.from_dict({"model": "paper", "dataset": "ring8"})
 
 
 def test_toml_errors(tmp_path):
@@ -76,15 +85,24 @@ def test_preset_key_in_toml_expands(tmp_path):
     assert cfg.model == "paper" and cfg.batch_size == 50
 
 
-def test_total_steps():
-    assert Config(steps=7).total_steps(1000) == 7
-    assert Config(epochs=2.0, batch_size=100, k=2).total_steps(1000) == 10
-    assert Config(steps=None, epochs=None).total_steps(10) == 6000
+def test_epochs_are_passes_of_d_over_the_data_under_every_update_and_k():
+    from gankit.data import Batches
+
+    x = torch.zeros(1000, 2)
+    assert Batches(x, 100, 0, reals_per_step=2).steps_for(2.0) == 10  # alternating, k = 2
+    assert Batches(x, 100, 0, reals_per_step=1).steps_for(2.0) == 20  # simultaneous: one minibatch per step
+    assert Batches(x, 100, 0, reals_per_step=3).steps_for(1.0) == 4  # the last iteration finishes the pass
+    b = Batches(x, 100, 0, reals_per_step=3)
+    assert [s for s in range(1, 8) if b.epoch_ends_at(s)] == [4, 7]
+    assert b.epoch_at(5) == 1.5
+    with pytest.raises(C.ConfigError, match="steps"):
+        C.from_dict({"steps": None, "epochs": None})
 
 
 def test_diff_names_keys():
     assert C.diff(Config(), Config(lr=0.1, k=2)) == ["k", "lr"]
-    assert C.diff(Config(), Config(lr=0.1, k=2), ignore=("lr",)) == ["k"]
+    assert C.diff(Config(), Config(lr=0.1, k=2), keys=("lr", "seed")) == ["lr"]
+    assert "device" not in C.run_keys() and "steps" not in C.run_keys() and "lr" in C.run_keys()
 
 
 _values = st.one_of(st.none(), st.booleans(), st.integers(-10, 10**6), st.floats(allow_nan=True),

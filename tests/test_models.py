@@ -49,7 +49,7 @@ def test_paper_nets_shapes_init_and_output_bias():
 
 def test_build_models_for_images_uses_mean_pixel():
     x = torch.rand(50, 784) * 0.5
-    data = Data("mnist", x, (1, 28, 28), "image", (0.0, 1.0))
+    data = Data("mnist", (1, 28, 28), "image", (0.0, 1.0), x=x)
     G, D = build_models(Config(dataset="mnist", model="paper", z_dim=100), data)
     assert isinstance(G, PaperGenerator)
     expected = torch.logit(x.mean(0).clamp(1e-3, 1 - 1e-3))

@@ -4,7 +4,9 @@ import pytest
 import torch
 
 from gankit import checkpoint, config as C, rundir
-from gankit.train import NonFiniteError, RealBatches, train
+from gankit.data import Batches
+from gankit.errors import NonFiniteError
+from gankit.train import train
 
 TINY = dict(hidden=16, layers=2, batch_size=32, log_every=5, sample_every=10**6, checkpoint_every=10**6)
 
@@ -24,13 +26,14 @@ def metrics(run_dir):
 
 @pytest.mark.parametrize("update", ["alternating", "simultaneous"])
 def test_same_seed_same_results(tmp_path, update):
-    cfg = tiny(steps=20, update=update, k=2)
+    k = 2 if update == "alternating" else 1
+    cfg = tiny(steps=20, update=update, k=k)
     train(cfg, tmp_path / "a", progress=False)
     train(cfg, tmp_path / "b", progress=False)
     pa, pb = params(tmp_path / "a"), params(tmp_path / "b")
     assert all(torch.equal(pa[k], pb[k]) for k in pa)
     assert metrics(tmp_path / "a") == metrics(tmp_path / "b")
-    train(tiny(steps=20, update=update, k=2, seed=1), tmp_path / "c", progress=False)
+    train(tiny(steps=20, update=update, k=k, seed=1), tmp_path / "c", progress=False)
     assert not all(torch.equal(pa[k], v) for k, v in params(tmp_path / "c").items())
 
 
@@ -107,14 +110,17 @@ def test_divergence_stops_with_clear_error_and_keeps_last_checkpoint(tmp_path):
 
 def test_real_batches_cover_each_epoch_once_and_shard_disjointly():
     x = torch.arange(40.0)[:, None]
-    single = RealBatches(x, 8, seed=3)
-    epoch0 = torch.cat([single(b) for b in range(5)]).ravel()
+    y = torch.arange(40) + 100
+    single = Batches(x, 8, seed=3, labels=y)
+    epoch0 = torch.cat([single(b)[0] for b in range(5)]).ravel()
     assert sorted(epoch0.tolist()) == list(range(40))
-    assert not torch.equal(torch.cat([single(b) for b in range(5, 10)]).ravel(), epoch0)  # reshuffled
-    r0, r1 = RealBatches(x, 4, seed=3, rank=0, world=2), RealBatches(x, 4, seed=3, rank=1, world=2)
+    assert all(torch.equal(single(b)[1], single(b)[0].ravel().long() + 100) for b in range(7))  # labels follow
+    assert not torch.equal(torch.cat([single(b)[0] for b in range(5, 10)]).ravel(), epoch0)  # reshuffled
+    r0, r1 = Batches(x, 4, seed=3, rank=0, world=2), Batches(x, 4, seed=3, rank=1, world=2)
     for b in range(5):
-        both = torch.cat([r0(b), r1(b)])
-        assert torch.equal(both, single(b))  # the two shards together are the single-process batch
+        both = torch.cat([r0(b)[0], r1(b)[0]])
+        assert torch.equal(both, single(b)[0])  # the two shards together are the single-process batch
+        assert r0(b)[1] is None
 
 
 def test_ema_average_follows_its_definition():

@@ -212,6 +212,10 @@ def validate(cfg: Config) -> Config:
 def from_dict(values: dict, base: Config | None = None) -> Config:
     """Overlay `values` on `base` (default: the defaults), type-checking every key."""
     cfg = dataclasses.replace(base) if base is not None else Config()
+    values = dict(values)
+    for key, other in (("steps", "epochs"), ("epochs", "steps")):  # one of them is the run's length
+        if values.get(key) is not None and other not in values:
+            values[other] = None
     for key, value in values.items():
         setattr(cfg, key, coerce(key, value))
     return validate(cfg)

@@ -10,6 +10,7 @@ import numpy as np
 import torch
 
 from gankit.errors import UsageError
+from gankit.rundir import RunDirError
 from gankit.gan import GAN, from_checkpoint
 from gankit.images import save_grid
 from gankit.noise import sample_noise
@@ -18,7 +19,10 @@ from gankit.noise import sample_noise
 def load_run(run_dir: str | Path, device: str = "auto") -> GAN:
     """Rebuild G and D (and G's average) of a run from checkpoints/last.pt alone; the training data is
     loaded only if something asks for `gan.data`."""
-    return from_checkpoint(Path(run_dir) / "checkpoints" / "last.pt", device)
+    path = Path(run_dir) / "checkpoints" / "last.pt"
+    if not path.is_file():
+        raise RunDirError(f"{run_dir} is not a gankit run directory (no checkpoints/last.pt)")
+    return from_checkpoint(path, device)
 
 
 def _z(gan: GAN, n: int, seed: int) -> torch.Tensor:
