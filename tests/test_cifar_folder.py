@@ -82,3 +82,36 @@ def test_paper_cifar10_preset_trains(tmp_path, isolated_cache, monkeypatch):
                  "--batch-size", "10", "--out", str(run), "--no-progress"]) == 0
     assert main(["sample", str(run), "--nearest", "--n", "4", "--out", str(tmp_path / "fig2.png")]) == 0
     assert Image.open(tmp_path / "fig2.png").mode == "RGB"
+
+
+def test_folder_classes_are_sub_directories(tmp_path):
+    for cls, colour in (("cats", (255, 0, 0)), ("dogs", (0, 0, 255))):
+        (tmp_path / "f" / cls).mkdir(parents=True)
+        for i in range(3):
+            Image.new("RGB", (20, 20), colour).save(tmp_path / "f" / cls / f"{i}.png")
+    data = load_dataset(f"folder:{tmp_path / 'f'}", image_size=8)
+    assert data.classes == ("cats", "dogs") and data.labels.tolist() == [0, 0, 0, 1, 1, 1]
+    assert data.x[0].view(3, 8, 8)[0].mean() > 0.9 and data.x[3].view(3, 8, 8)[2].mean() > 0.9
+    Image.new("RGB", (20, 20)).save(tmp_path / "f" / "loose.png")
+    assert load_dataset(f"folder:{tmp_path / 'f'}", image_size=8).labels is None
+
+
+def test_sampling_needs_no_training_data(tmp_path, capsys):
+    """Checkpoints are self-contained: sample, figures and D rebuild from last.pt after the data is gone."""
+    import shutil
+
+    folder = tmp_path / "imgs"
+    folder.mkdir()
+    rng = np.random.default_rng(0)
+    for i in range(40):
+        Image.fromarray(rng.integers(0, 256, (8, 8, 3), dtype=np.uint8)).save(folder / f"{i}.png")
+    run = tmp_path / "run"
+    assert main(["train", "--dataset", f"folder:{folder}", "--image-size", "8", "--model", "paper", "--steps", "3",
+                 "--batch-size", "16", "--out", str(run), "--no-progress"]) == 0
+    shutil.rmtree(folder)
+    assert main(["sample", str(run), "--n", "6", "--out", str(tmp_path / "s.npy")]) == 0
+    assert np.load(tmp_path / "s.npy").shape == (6, 192)
+    assert main(["sample", str(run), "--n", "4", "--interpolate", "--out", str(tmp_path / "i.png")]) == 0
+    capsys.readouterr()
+    assert main(["sample", str(run), "--n", "5", "--nearest", "--out", str(tmp_path / "n.png")]) == 2  # needs the data
+    assert "not a directory" in capsys.readouterr().err

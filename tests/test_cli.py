@@ -1,4 +1,5 @@
 import json
+import math
 
 import numpy as np
 import pytest
@@ -85,3 +86,65 @@ def test_missing_data_writes_no_run_directory(tmp_path, capsys, isolated_cache, 
                  "--no-progress"]) == 2
     assert "not found" in capsys.readouterr().err
     assert not run.exists()
+
+
+def test_resume_extends_a_run_to_the_requested_length(tmp_path):
+    from gankit import checkpoint, config as C
+
+    run = tmp_path / "run"
+    assert main(["train", "--out", str(run), *TINY[:1], "4", *TINY[2:]]) == 0  # --steps 4
+    assert main(["train", "--resume", str(run), "--epochs", "0.01", "--no-progress"]) == 0
+    per_epoch = 100_000 // 32
+    assert checkpoint.load(run / "checkpoints" / "last.pt")["step"] == math.ceil(0.01 * per_epoch) == 32
+    saved = C.load(run / "config.toml")
+    assert saved.epochs == 0.01 and saved.steps is None  # the saved config never holds both
+
+
+def test_resume_compares_what_defines_the_run_and_not_how_it_executes(tmp_path, capsys):
+    run = tmp_path / "run"
+    assert main(["train", "--out", str(run), *TINY]) == 0
+    ok = ["--log-every", "3", "--keep-checkpoints", "2", "--checkpoint-every", "7", "--data-dir", str(tmp_path)]
+    assert main(["train", "--resume", str(run), "--steps", "12", "--no-progress", *ok]) == 0
+    capsys.readouterr()
+    assert main(["train", "--resume", str(run), "--steps", "14", "--lr", "0.5", "--no-progress"]) == 2
+    assert "config differs in lr" in capsys.readouterr().err
+    # a preset is a layer like any other: applied, then compared
+    assert main(["train", "--resume", str(run), "--preset", "dcgan-mnist", "--steps", "14", "--no-progress"]) == 2
+    assert "config differs in" in capsys.readouterr().err
+
+
+def test_resuming_a_finished_run_says_so(tmp_path, capsys):
+    run = tmp_path / "run"
+    assert main(["train", "--out", str(run), *TINY]) == 0
+    capsys.readouterr()
+    assert main(["train", "--resume", str(run), "--no-progress"]) == 2
+    assert "is finished: it is at step 10 of 10" in capsys.readouterr().err
+
+
+def test_only_gankits_own_errors_become_exit_2(tmp_path, monkeypatch, capsys):
+    import gankit.cli as cli
+
+    def bug(args):
+        raise ValueError("an internal bug")
+
+    monkeypatch.setattr(cli, "cmd_sample", bug)
+    with pytest.raises(ValueError, match="internal bug"):  # a bug keeps its traceback
+        main(["sample", str(tmp_path), "--out", str(tmp_path / "x.png")])
+
+
+def test_help_lists_every_registered_choice(capsys, monkeypatch):
+    from gankit.data.registry import DATASETS
+    from gankit.evaluate import METRICS
+    from gankit.models import MODELS
+    from gankit.objectives import OBJECTIVES
+
+    monkeypatch.setenv("COLUMNS", "2000")  # no wrapping inside names
+    with pytest.raises(SystemExit):
+        main(["train", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    for name in [*MODELS, *DATASETS, *OBJECTIVES]:
+        assert f"{name}:" in text, name
+    with pytest.raises(SystemExit):
+        main(["eval", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    assert all(f"{name}:" in text for name in METRICS)

@@ -140,3 +140,36 @@ def test_sampling_uses_the_averaged_generator(tmp_path):
     z = torch.randn(4, 2)
     assert torch.equal(gan.sample(4, z), gan.G_ema(z))
     assert not torch.equal(gan.sample(4, z), gan.G(z))
+
+
+def test_sample_and_discriminate_restore_the_previous_mode(tmp_path):
+    from gankit.train import fit
+
+    gan, _ = fit(tiny(steps=2, ema=0.0), tmp_path / "r", progress=False)
+    for mode in (True, False):
+        gan.G.train(mode), gan.D.train(mode)
+        gan.sample(3), gan.discriminate(torch.zeros(3, 2))
+        assert gan.G.training is mode and gan.D.training is mode
+
+
+def test_a_checkpoint_from_before_self_contained_checkpoints_is_a_clear_error(tmp_path, capsys):
+    from gankit.cli import main
+
+    train(tiny(steps=2), tmp_path / "r", progress=False)
+    p = tmp_path / "r" / "checkpoints" / "last.pt"
+    old = {k: v for k, v in checkpoint.load(p).items() if k not in ("format", "arch", "data")}
+    checkpoint.save(old, p)
+    assert main(["sample", str(tmp_path / "r"), "--out", str(tmp_path / "x.npy")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "format 1" in err[0] and "format 2" in err[0]
+
+
+def test_the_checkpoint_rebuilds_the_networks_alone(tmp_path):
+    from gankit.gan import from_checkpoint
+    from gankit.train import fit
+
+    gan, _ = fit(tiny(steps=3, ema=0.5), tmp_path / "r", progress=False)
+    again = from_checkpoint(tmp_path / "r" / "checkpoints" / "last.pt", "cpu")
+    z = torch.randn(5, 2)
+    assert torch.equal(again.sample(5, z), gan.sample(5, z))
+    assert again.spec.modes.shape == (8, 2) and again._data is None

@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 
 from gankit import config as config_mod
+from gankit.data.registry import IMAGES
 from gankit.evaluate import METRICS
 from gankit.registry import help_text
 from gankit.errors import ConfigError, GankitError, NonFiniteError, UsageError
@@ -55,7 +56,7 @@ def _parser() -> argparse.ArgumentParser:
     e.add_argument("--device", default="auto")
     r = sub.add_parser("reproduce", help="reproduce one of the paper's results")
     r.add_argument("what", choices=["table1"])
-    r.add_argument("--dataset", default="mnist", choices=["mnist", "fashion-mnist", "kmnist"])
+    r.add_argument("--dataset", default="mnist", choices=list(IMAGES), help="an MNIST-family dataset")
     r.add_argument("--run", help="a finished run of the paper preset (default: train one now)")
     r.add_argument("--epochs", type=float, default=None, help="epochs when training (default: the preset's)")
     r.add_argument("--n-samples", type=int, default=10_000)

@@ -5,6 +5,7 @@ last)` and `close(state, summary)`; a new sink (TensorBoard, say) is one more ho
 from __future__ import annotations
 
 import math
+import sys
 from pathlib import Path
 
 import torch
@@ -110,7 +111,7 @@ class Pictures(Hook):
         _, warning = self.monitor(step, x)
         if warning:
             self.warnings.append(warning)
-            tqdm.write(f"gankit: warning: {warning}")
+            tqdm.write(f"gankit: warning: {warning}", file=sys.stderr)
 
     def close(self, s, summary):
         summary["warnings"] = self.warnings

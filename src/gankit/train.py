@@ -40,19 +40,20 @@ N_FIXED = 100  # fixed-noise samples drawn for the pictures (2,500 for toys)
 
 
 def train(cfg: Config, run_dir: str | Path, resume: bool = False, force: bool = False, progress: bool = True,
-          data: Data | None = None) -> dict:
+          data: Data | None = None, hooks: list | None = None) -> dict:
     """Train per `cfg` into `run_dir` (created, or continued when `resume`); returns the summary.
 
     Under torch.distributed (e.g. torchrun) every process trains a replica on its own shard of each
     batch; `cfg.batch_size` is the per-process m.
     """
-    return fit(cfg, run_dir, resume, force, progress, data)[1]
+    return fit(cfg, run_dir, resume, force, progress, data, hooks)[1]
 
 
 def fit(cfg: Config, run_dir: str | Path, resume: bool = False, force: bool = False, progress: bool = True,
-        data: Data | None = None) -> tuple[GAN, dict]:
-    """`train`, also returning the trained GAN."""
+        data: Data | None = None, hooks: list | None = None) -> tuple[GAN, dict]:
+    """`train`, also returning the trained GAN. `hooks`: more `gankit.hooks.Hook`s, run after gankit's own."""
     run = _start(cfg, Path(run_dir), resume, force, progress, data)
+    run.hooks += hooks or []
     s, batches, objective = run.state, run.batches, run.objective
     with _StopRequest() as stop:
         while s.step < run.total:

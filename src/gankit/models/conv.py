@@ -11,6 +11,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from gankit.errors import DataError
 from gankit.models.mlp import OUTPUTS
 
 
@@ -20,7 +21,7 @@ class DCGANGenerator(nn.Module):
         super().__init__()
         c, h, w = shape
         if h % 4 or w % 4:
-            raise ValueError(f"DCGAN needs image sides divisible by 4, got {h}x{w}")
+            raise DataError(f"DCGAN needs image sides divisible by 4, got {h}x{w}")
         self.z_dim, self.shape, self.width = z_dim, shape, width
         self.project = nn.Sequential(nn.Linear(z_dim, 2 * width * (h // 4) * (w // 4)),
                                      nn.BatchNorm1d(2 * width * (h // 4) * (w // 4)), nn.ReLU())

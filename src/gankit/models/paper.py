@@ -11,6 +11,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from gankit.errors import DataError
 from gankit.models.layers import Dropout, maxout
 
 
@@ -98,7 +99,7 @@ class PaperConvGenerator(nn.Module):
         super().__init__()
         c, h, w = shape
         if h % 4 or w % 4:
-            raise ValueError(f"the paper's conv nets need image sides divisible by 4, got {h}x{w}")
+            raise DataError(f"the paper's conv nets need image sides divisible by 4, got {h}x{w}")
         self.z_dim, self.shape = z_dim, shape
         self.project = nn.Sequential(_uniform_(nn.Linear(z_dim, 256 * (h // 4) * (w // 4)), irange), nn.ReLU())
         self.up1 = nn.ConvTranspose2d(256, 128, 5, 2, 2, output_padding=1)
