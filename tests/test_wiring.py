@@ -42,11 +42,11 @@ def run(tmp_path, name="r", **kw):
 
 def test_ema_weights_follow_their_closed_form(tmp_path):
     """theta_ema(t+1) = d_t theta_ema(t) + (1 - d_t) theta(t+1), d_t = min(ema, (1 + t)/(10 + t)), from G's init."""
-    cfg = tiny(steps=6, ema=0.9)
-    gan, _, rows = run(tmp_path, steps=6, ema=0.9)
+    cfg = tiny(steps=6, ema=0.3)  # the ramp (1 + t)/(10 + t) passes 0.3 at t = 3
+    gan, _, rows = run(tmp_path, steps=6, ema=0.3)
     ema = [p.detach().clone() for p in build(cfg).G.parameters()]
     for t, row in enumerate(rows):
-        d = min(0.9, (1 + t) / (10 + t))
+        d = min(0.3, (1 + t) / (10 + t))
         ema = [d * e + (1 - d) * g for e, g in zip(ema, row["G"])]
     for got, want in zip(gan.G_ema.parameters(), ema):
         assert torch.allclose(got, want, atol=1e-6)
@@ -157,3 +157,43 @@ def test_k_discriminator_steps_use_k_fresh_minibatches(tmp_path):
 
     epochs = [r["epoch"] for r in rundir.read_metrics(tmp_path / "r")]
     assert epochs == pytest.approx([3 * s / (100_000 // 32) for s in range(1, 5)])
+
+
+@pytest.mark.parametrize("update", ["alternating", "simultaneous"])
+def test_one_iteration_computed_by_hand(tmp_path, update):
+    """Plain SGD (momentum 0), one iteration, against Algorithm 1 written out: alternating, D steps on
+    (x, G(z1)), then G steps on a fresh z2 through the updated D; simultaneous, both gradients come from one
+    z and one forward of D, before either update."""
+    from gankit.data import Batches
+    from gankit.losses import discriminator_loss, generator_loss_nonsaturating
+    from gankit.noise import sample_noise
+
+    kw = dict(steps=1, update=update, optimizer="sgd", lr=0.05, lr_d=0.02, momentum=0.0, final_momentum=0.0,
+              ema=0.0)
+    gan, _, _ = run(tmp_path, **kw)
+    cfg = tiny(**kw)
+    ref = build(cfg)
+    G, D = ref.G, ref.D
+    x = Batches(ref.data.x, 32, cfg.seed)(0)[0]
+    torch.manual_seed(cfg.seed + 1)
+    z1 = sample_noise(32, cfg.z_dim, cfg.noise)
+
+    def sgd(module, loss, lr):
+        grads = torch.autograd.grad(loss, list(module.parameters()), retain_graph=True)
+        with torch.no_grad():
+            return [p - lr * g for p, g in zip(module.parameters(), grads)]
+
+    if update == "simultaneous":
+        fake = G(z1)
+        real_l, fake_l = D(x), D(fake)
+        D1 = sgd(D, discriminator_loss(real_l, fake_l), 0.02)
+        G1 = sgd(G, generator_loss_nonsaturating(fake_l), 0.05)
+    else:
+        D1 = sgd(D, discriminator_loss(D(x), D(G(z1).detach())), 0.02)
+        with torch.no_grad():
+            for p, v in zip(D.parameters(), D1):
+                p.copy_(v)
+        z2 = sample_noise(32, cfg.z_dim, cfg.noise)
+        G1 = sgd(G, generator_loss_nonsaturating(D(G(z2))), 0.05)
+    for got, want in zip([*gan.G.parameters(), *gan.D.parameters()], [*G1, *D1]):
+        assert torch.allclose(got, want, atol=1e-6)
