@@ -3,6 +3,7 @@ import math
 import pytest
 import torch
 
+from gankit.errors import CheckpointError
 from gankit.metrics import classifier as C
 
 
@@ -29,5 +30,5 @@ def test_classifier_learns_separable_images_and_cache_checks_its_weights(tmp_pat
     path = tmp_path / "mnist-v2.pt"
     torch.save(model.state_dict(), path)
     (tmp_path / "mnist-v2.json").write_text('{"sha256": "0", "n_classes": 2}')
-    with pytest.raises(ValueError, match="checksum"):
+    with pytest.raises(CheckpointError, match="checksum"):
         C.get_classifier("mnist", cache=tmp_path)

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import torch
 
-from gankit.errors import CheckpointError
+from gankit.errors import CheckpointError, on_disk
 
 
 def atomic_write_bytes(path: str | Path, data: bytes) -> None:
@@ -33,21 +33,23 @@ def atomic_write_bytes(path: str | Path, data: bytes) -> None:
 def save(state: dict, path: str | Path) -> None:
     buf = io.BytesIO()
     torch.save(state, buf)
-    atomic_write_bytes(path, buf.getvalue())
+    with on_disk("write checkpoint", path):
+        atomic_write_bytes(path, buf.getvalue())
 
 
 def save_rotating(state: dict, ckpt_dir: str | Path, step: int, keep: int) -> Path:
     """Write `last.pt` and, when keep > 1, `step-XXXXXXXX.pt`, keeping the newest `keep` of those."""
     ckpt_dir = Path(ckpt_dir)
-    ckpt_dir.mkdir(parents=True, exist_ok=True)
     buf = io.BytesIO()
     torch.save(state, buf)
     data = buf.getvalue()
-    if keep > 1:
-        atomic_write_bytes(ckpt_dir / f"step-{step:08d}.pt", data)
-        for old in sorted(ckpt_dir.glob("step-*.pt"))[:-keep]:
-            old.unlink(missing_ok=True)
-    atomic_write_bytes(ckpt_dir / "last.pt", data)
+    with on_disk("write checkpoint", ckpt_dir / "last.pt"):
+        ckpt_dir.mkdir(parents=True, exist_ok=True)
+        atomic_write_bytes(ckpt_dir / "last.pt", data)
+        if keep > 1:
+            atomic_write_bytes(ckpt_dir / f"step-{step:08d}.pt", data)
+            for old in sorted(ckpt_dir.glob("step-*.pt"))[:-keep]:
+                old.unlink(missing_ok=True)
     return ckpt_dir / "last.pt"
 
 
@@ -58,4 +60,5 @@ def load(path: str | Path, map_location: str | torch.device = "cpu") -> dict:
     try:
         return torch.load(path, map_location=map_location, weights_only=True)
     except Exception as e:  # noqa: BLE001 - any unpickling failure is a corrupt file to the user
-        raise CheckpointError(f"checkpoint {path} is corrupt or not a gankit checkpoint: {e}") from None
+        reason = (str(e).strip().splitlines() or [type(e).__name__])[0][:200]
+        raise CheckpointError(f"checkpoint {path} is corrupt or not a gankit checkpoint: {reason}") from None

@@ -130,30 +130,66 @@ def cmd_train(args: dict) -> int:
     return 0
 
 
+def _in_range(args: dict, key: str, lo, hi) -> None:
+    """UsageError naming the option when args[key] (if given) is outside [lo, hi]."""
+    v = args.get(key)
+    if v is not None and not lo <= v <= hi:
+        raise UsageError(f"--{key.replace('_', '-')} must be in [{lo:g}, {hi:g}], got {v!r}")
+
+
+def _output(path: str, suffixes: tuple[str, ...]) -> Path:
+    """An output file whose suffix we write and whose directory exists."""
+    out = Path(path)
+    if out.suffix not in suffixes:
+        raise UsageError(f"--out must end in {' or '.join(suffixes)}, got '{out.name}'")
+    if not out.parent.is_dir():
+        raise UsageError(f"--out {out}: directory {out.parent} does not exist")
+    return out
+
+
+SEEDS = (0, 2**32 - 1)
+
+
 def cmd_sample(args: dict) -> int:
     from gankit import sampling
+    from gankit.errors import on_disk
 
-    out = Path(args["out"])
-    if out.suffix not in (".png", ".npy"):
-        raise UsageError(f"--out must end in .png or .npy, got '{out.name}'")
-    if args["n"] < 1:
-        raise UsageError(f"--n must be >= 1, got {args['n']}")
+    out = _output(args["out"], (".png", ".npy"))
+    _in_range(args, "n", 1, 10**6)
+    _in_range(args, "seed", *SEEDS)
     gan = sampling.load_run(args["run_dir"], args["device"])
-    if args["nearest"]:
-        sampling.figure_nearest(gan, out, n=args["n"], seed=args["seed"])
-    elif args["interpolate"]:
-        sampling.figure_interpolate(gan, out, rows=args["n"], seed=args["seed"])
-    else:
-        sampling.save_samples(gan, out, args["n"], args["seed"])
+    with on_disk("write", out):
+        if args["nearest"]:
+            sampling.figure_nearest(gan, out, n=args["n"], seed=args["seed"])
+        elif args["interpolate"]:
+            sampling.figure_interpolate(gan, out, rows=args["n"], seed=args["seed"])
+        else:
+            sampling.save_samples(gan, out, args["n"], args["seed"])
     print(f"gankit: wrote {out}", file=sys.stderr)
     return 0
+
+
+def _sigmas(text: str | None) -> list[float] | None:
+    """--sigmas as a list of Parzen widths, each a number in [1e-6, 1e6]."""
+    if text is None:
+        return None
+    try:
+        values = [float(v) for v in text.split(",") if v.strip()]
+    except ValueError:
+        raise UsageError(f"--sigmas must be comma-separated numbers, got {text!r}") from None
+    if not values or not all(1e-6 <= v <= 1e6 for v in values):
+        raise UsageError(f"--sigmas must be widths in [1e-06, 1e+06], got {text!r}")
+    return values
 
 
 def cmd_eval(args: dict) -> int:
     from gankit import evaluate
 
+    _in_range(args, "n_samples", 2, 10**6)
+    _in_range(args, "valid_size", 1, 10**5)
+    _in_range(args, "seed", *SEEDS)
     result = evaluate.run_metric(args["run_dir"], args["metric"], n_samples=args["n_samples"], seed=args["seed"],
-                                 sigmas=args["sigmas"], valid_size=args["valid_size"], device=args["device"])
+                                 sigmas=_sigmas(args["sigmas"]), valid_size=args["valid_size"], device=args["device"])
     if args["json"]:
         print(json.dumps(result, indent=2))
     else:
@@ -166,6 +202,8 @@ def cmd_reproduce(args: dict) -> int:
     from gankit.reproduce import table1
     from gankit.train import train
 
+    for key, lo, hi in (("n_samples", 2, 10**6), ("kmeans_k", 1, 10**6), ("epochs", 1e-6, 1e6)):
+        _in_range(args, key, lo, hi)
     run = args["run"]
     if run is None:
         values = {**config_mod.preset(f"paper-{args['dataset']}"), "data_dir": args["data_dir"]}
@@ -187,6 +225,9 @@ def cmd_reproduce(args: dict) -> int:
 def cmd_theory(args: dict) -> int:
     from gankit import theory
 
+    _in_range(args, "seed", *SEEDS)
+    if args["out"] is not None:
+        _output(args["out"], (".png",))
     if args["what"] == "check":
         rows = theory.check(train_d=not args["no_train"])
         if args["json"]:

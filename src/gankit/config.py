@@ -15,7 +15,7 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 
 from gankit.data.registry import DATASETS, dataset_entry
-from gankit.errors import ConfigError, DataError
+from gankit.errors import ConfigError, DataError, on_disk
 from gankit.models import MODELS
 from gankit.objectives import G_LOSSES, OBJECTIVES
 from gankit.registry import help_text
@@ -130,6 +130,12 @@ _POSITIVE = ("image_size", "z_dim", "hidden", "layers", "k", "batch_size", "log_
              "checkpoint_every", "keep_checkpoints", "lr", "lr_min", "momentum_saturate")
 
 
+# upper ends of the ranges, so an absurd value is refused by name instead of failing inside torch
+_AT_MOST = {"image_size": 4096, "z_dim": 65536, "hidden": 65536, "layers": 100, "k": 10_000, "batch_size": 2**24,
+            "steps": 10**12, "epochs": 1e6, "log_every": 10**12, "sample_every": 10**12, "checkpoint_every": 10**12,
+            "keep_checkpoints": 10_000, "momentum_saturate": 1e9, "lr": 1e38, "lr_d": 1e38, "lr_decay": 1e6}
+
+
 def _field_types() -> dict[str, tuple[type, bool]]:
     """Map field name -> (base type, optional?) from the dataclass annotations."""
     hints = typing.get_type_hints(Config)
@@ -178,6 +184,11 @@ def validate(cfg: Config) -> Config:
         v = getattr(cfg, key)
         if not (v > 0) or (isinstance(v, float) and not math.isfinite(v)):
             raise ConfigError(f"config key '{key}' must be > 0, got {v!r}")
+    for key, top in _AT_MOST.items():
+        if getattr(cfg, key) is not None and getattr(cfg, key) > top:
+            raise ConfigError(f"config key '{key}' must be at most {top:g}, got {getattr(cfg, key)!r}")
+    if not 0 <= cfg.seed < 2**32:
+        raise ConfigError(f"config key 'seed' must be in [0, 2^32), got {cfg.seed!r}")
     if cfg.sample_every < 0:
         raise ConfigError(f"config key 'sample_every' must be >= 0 (0 = every epoch), got {cfg.sample_every!r}")
     if (cfg.steps is None) == (cfg.epochs is None):
@@ -261,19 +272,24 @@ def preset(name: str) -> dict:
     return dict(PRESETS[name])
 
 
-def read_toml(path: str | Path) -> dict:
+def read_toml(path: str | Path, presets: bool = True) -> dict:
     """Parse a TOML config file into a flat dict (a `preset = "..."` key expands first)."""
     path = Path(path)
     if not path.is_file():
         raise ConfigError(f"config file not found: {path}")
     try:
-        data = tomllib.loads(path.read_text())
+        with on_disk("read", path):
+            data = tomllib.loads(path.read_text())
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
         raise ConfigError(f"config file {path} is not valid TOML: {e}") from None
     for key, value in data.items():
         if isinstance(value, dict):
             raise ConfigError(f"config key '{key}' in {path}: tables are not supported, use flat keys")
-    if "preset" in data:
+    unset = data.pop("unset", [])  # keys whose value is None (TOML has no null)
+    if not isinstance(unset, list) or not all(isinstance(k, str) for k in unset):
+        raise ConfigError(f"config key 'unset' in {path} must be a list of config keys")
+    data.update({k: None for k in unset})
+    if "preset" in data and presets:
         name = data.pop("preset")
         if not isinstance(name, str):
             raise ConfigError(f"config key 'preset' must be a string, got {name!r}")
@@ -285,21 +301,22 @@ def load(path: str | Path) -> Config:
     return from_dict(read_toml(path))
 
 
-def _toml_value(v) -> str:
-    if isinstance(v, bool):
-        return "true" if v else "false"
-    if isinstance(v, (int, float)):
-        return repr(v)
-    s = str(v).replace("\\", "\\\\").replace('"', '\\"')
-    return f'"{s}"'
+def load_complete(path: str | Path) -> Config:
+    """A saved run config: every key present, or listed in `unset` (TOML has no null)."""
+    data = read_toml(path, presets=False)
+    missing = [k for k in FIELD_TYPES if k not in data]
+    if missing:
+        raise ConfigError(f"missing config keys {', '.join(missing)} (not a config gankit saved, or cut short)")
+    return from_dict(data)
 
 
 def dumps(cfg: Config) -> str:
-    """Serialise to TOML; None values are written as comments since TOML has no null."""
-    lines = []
-    for key, value in cfg.to_dict().items():
-        lines.append(f"# {key} = (unset)" if value is None else f"{key} = {_toml_value(value)}")
-    return "\n".join(lines) + "\n"
+    """TOML by a TOML writer (any string round-trips); None values are listed under `unset`."""
+    import tomli_w
+
+    values = cfg.to_dict()
+    return tomli_w.dumps({**{k: v for k, v in values.items() if v is not None},
+                          "unset": [k for k, v in values.items() if v is None]})
 
 
 def diff(a: Config, b: Config, keys: tuple[str, ...] | None = None) -> list[str]:

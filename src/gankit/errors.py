@@ -3,6 +3,8 @@ anything else is a bug and keeps its traceback."""
 
 from __future__ import annotations
 
+import contextlib
+
 
 class GankitError(Exception):
     """Bad input, named in one line: an option, a file, a dataset or a run directory."""
@@ -26,3 +28,18 @@ class NonFiniteError(GankitError, RuntimeError):
 
 class CheckpointError(GankitError, RuntimeError):
     """A checkpoint is missing, unreadable, or not one this gankit writes; the message names the file."""
+
+
+class DiskError(GankitError, OSError):
+    """A file could not be written or read for a reason of the file system (full, read-only, missing)."""
+
+
+@contextlib.contextmanager
+def on_disk(doing: str, path):
+    """Turn an OSError inside into a one-line DiskError naming what was being done, the path and the cause."""
+    try:
+        yield
+    except GankitError:
+        raise
+    except OSError as e:
+        raise DiskError(f"cannot {doing} {path}: {e.strerror or e}") from None

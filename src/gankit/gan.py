@@ -89,6 +89,11 @@ def header(gan: GAN) -> dict:
     return {"format": FORMAT, "config": gan.cfg.to_dict(), "arch": gan.arch, "data": gan.spec.to_dict()}
 
 
+def one_line(e: BaseException) -> str:
+    """An exception's message as one short line."""
+    return f"{type(e).__name__}: {(str(e).strip().splitlines() or [''])[0][:200]}"
+
+
 def read(path: str | Path, device: torch.device | str = "cpu") -> dict:
     """A checkpoint of this format, loaded without running code from it."""
     state = checkpoint.load(path, device)
@@ -113,8 +118,8 @@ def from_checkpoint(path: str | Path, device: str = "auto", data: Data | None = 
             G_ema = copy.deepcopy(G).requires_grad_(False)
             G_ema.load_state_dict(state["G_ema"])
         spec = DataSpec.from_dict(state["data"])
-    except (KeyError, TypeError, RuntimeError) as e:
-        if isinstance(e, GankitError):
-            raise
-        raise CheckpointError(f"checkpoint {path} does not hold a complete gankit run: {str(e)[:200]}") from None
+    except GankitError:
+        raise
+    except Exception as e:  # noqa: BLE001 - everything above interprets the file's content
+        raise CheckpointError(f"checkpoint {path} does not hold a complete gankit run: {one_line(e)}") from None
     return GAN(G.to(dev), D.to(dev), cfg, spec, dev, None if G_ema is None else G_ema.to(dev), state["arch"], data)

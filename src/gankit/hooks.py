@@ -12,7 +12,7 @@ import torch
 from tqdm.auto import tqdm
 
 from gankit import checkpoint, rundir
-from gankit.errors import NonFiniteError
+from gankit.errors import NonFiniteError, on_disk
 
 
 def check_finite(step: int, values: dict | None = None, modules: dict | None = None) -> None:
@@ -100,14 +100,17 @@ class Pictures(Hook):
     def after_step(self, s, stats, last):
         due = s.step % self.every == 0 if self.every else self.epoch_ends_at(s.step)
         if due or last:
+            check_finite(s.step, modules={"G": s.G.master, "D": s.D.master})  # no pictures of a diverged run
             self.draw(s.step)
 
     def draw(self, step: int) -> None:
         from gankit.plots import plot_samples
 
         x = self.gan.sample(len(self.z), self.z).cpu()
-        plot_samples(x, self.gan.spec, lambda t: self.gan.discriminate(t).cpu().numpy(),
-                     self.run_dir / "samples" / f"step-{step:08d}.png", f"{self.gan.cfg.dataset}, step {step}")
+        path = self.run_dir / "samples" / f"step-{step:08d}.png"
+        with on_disk("write", path):
+            plot_samples(x, self.gan.spec, lambda t: self.gan.discriminate(t).cpu().numpy(), path,
+                         f"{self.gan.cfg.dataset}, step {step}")
         _, warning = self.monitor(step, x)
         if warning:
             self.warnings.append(warning)
@@ -146,5 +149,6 @@ class Summary(Hook):
         spec = self.gan.spec
         if spec.kind == "toy" and not summary["interrupted"]:
             summary["modes"] = mode_metrics(self.gan.sample(2500).cpu(), spec.modes, spec.mode_std)
-        plot_losses(rundir.read_metrics(self.run_dir), self.run_dir / "losses.png")
+        with on_disk("write", self.run_dir / "losses.png"):
+            plot_losses(rundir.read_metrics(self.run_dir), self.run_dir / "losses.png")
         rundir.write_json(self.run_dir, "summary.json", summary)

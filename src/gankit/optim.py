@@ -7,6 +7,8 @@ step, never below `lr_min`. Adam uses betas (momentum, beta2).
 
 from __future__ import annotations
 
+import math
+
 import torch
 
 
@@ -31,7 +33,10 @@ def learning_rate(base: float, cfg, step: int) -> float:
     """lr after `step` updates: base / lr_decay^step, floored at lr_min (never raising a smaller base)."""
     if cfg.lr_decay == 1.0:
         return base
-    return max(base / cfg.lr_decay**step, min(cfg.lr_min, base))
+    floor = min(cfg.lr_min, base)
+    if step * math.log(cfg.lr_decay) > 700:  # decay^step would overflow; lr is long at its floor by then
+        return floor
+    return max(base / cfg.lr_decay**step, floor)
 
 
 def momentum(cfg, epoch: float) -> float:

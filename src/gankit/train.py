@@ -22,12 +22,12 @@ from pathlib import Path
 import torch
 
 from gankit import objectives, rundir
-from gankit.config import Config, diff, run_keys
+from gankit.config import Config, ConfigError, diff, from_dict, run_keys
 from gankit.data import Batches, Data
 from gankit.device import rank_world, resolve_device
-from gankit.errors import NonFiniteError
+from gankit.errors import CheckpointError, NonFiniteError
 from gankit.rundir import RunDirError
-from gankit.gan import GAN, build, header, read
+from gankit.gan import GAN, build, header, one_line, read
 from gankit.hooks import Checkpoints, Log, Pictures, ProgressBar, Summary
 from gankit.metrics.collapse import CollapseMonitor
 from gankit.models import has_batchnorm
@@ -52,10 +52,18 @@ def train(cfg: Config, run_dir: str | Path, resume: bool = False, force: bool = 
 def fit(cfg: Config, run_dir: str | Path, resume: bool = False, force: bool = False, progress: bool = True,
         data: Data | None = None, hooks: list | None = None) -> tuple[GAN, dict]:
     """`train`, also returning the trained GAN. `hooks`: more `gankit.hooks.Hook`s, run after gankit's own."""
-    run = _start(cfg, Path(run_dir), resume, force, progress, data)
-    run.hooks += hooks or []
-    s, batches, objective = run.state, run.batches, run.objective
-    with _StopRequest() as stop:
+    with _StopRequest() as stop:  # a signal from here on is a request, obeyed after a whole step
+        run = _start(cfg, Path(run_dir), resume, force, progress, data)
+        try:
+            return _loop(cfg, run, stop, hooks or [])
+        finally:
+            run.release()
+
+
+def _loop(cfg: Config, run: "_Run", stop: "_StopRequest", extra_hooks: list) -> tuple[GAN, dict]:
+    s, batches, objective, hooks = run.state, run.batches, run.objective, run.hooks + extra_hooks
+    summary = {"step": s.step, "total_steps": run.total, "run_dir": str(run.dir)}
+    try:
         while s.step < run.total:
             s.schedule(cfg, batches.epoch_at(s.step))  # lr / decay^t and SGD momentum at this epoch
             b = batches.first_of(s.step)
@@ -67,14 +75,19 @@ def fit(cfg: Config, run_dir: str | Path, resume: bool = False, force: bool = Fa
                 stats = simultaneous_step(s, objective, *batches(b))
             s.update_ema()
             s.step += 1
-            last = s.step == run.total or bool(stop.signum)
-            for hook in run.hooks:
+            stopping = run.agree_to_stop(stop.signum, s.step)
+            last = s.step == run.total or stopping
+            for hook in hooks:
                 hook.after_step(s, stats, last)
-            if stop.signum:
+            if stopping:
                 break
-    summary = {"step": s.step, "total_steps": run.total, "seconds": round(s.clock(), 3),
-               "interrupted": bool(stop.signum), "run_dir": str(run_dir)}
-    for hook in run.hooks:
+    except NonFiniteError as e:  # the last good checkpoint stays; the summary says how the run ended
+        summary.update(step=s.step, seconds=round(s.clock(), 3), interrupted=False, diverged=str(e))
+        if run.rank == 0:
+            rundir.write_json(run.dir, "summary.json", summary)
+        raise
+    summary.update(step=s.step, seconds=round(s.clock(), 3), interrupted=s.step < run.total)
+    for hook in hooks:
         hook.close(s, summary)
     if run.world > 1:  # the replicas go before the process group can, and every rank leaves together
         s.G.net = s.D.net = None
@@ -82,69 +95,118 @@ def fit(cfg: Config, run_dir: str | Path, resume: bool = False, force: bool = Fa
     return run.gan, summary
 
 
+STOP_EVERY = 10  # under torchrun, the ranks agree on a stop request every this many steps
+
+
 @dataclass
 class _Run:
+    dir: Path
     gan: GAN
     state: TrainState
     batches: Batches
     objective: object
     hooks: list
     total: int
+    rank: int
     world: int
+    lock: object = None
+
+    def agree_to_stop(self, signum, step: int) -> bool:
+        """Whether to stop after this step: at once in one process; under torchrun, when any rank was asked,
+        checked by every rank at the same steps so that all stop at the same one."""
+        if self.world == 1:
+            return bool(signum)
+        if step % STOP_EVERY and step != self.total:
+            return False
+        flag = torch.tensor([1.0 if signum else 0.0], device=self.state.device)
+        torch.distributed.all_reduce(flag, op=torch.distributed.ReduceOp.MAX)
+        return bool(flag.item())
+
+    def release(self) -> None:
+        if self.lock is not None:
+            self.lock.release()
 
 
 def _start(cfg: Config, run_dir: Path, resume: bool, force: bool, progress: bool, data: Data | None) -> _Run:
     """Check the run directory, load the data, build the networks, optimisers and hooks; restore the
-    train state when resuming. Bad input is refused before anything is written."""
+    train state when resuming. Bad input is refused before anything is written; a new run directory is
+    created whole (first checkpoint, then config) or not at all; the directory stays locked while training."""
     rank, world = rank_world()
     device = resolve_device(cfg.device)
-    saved = None
-    if resume:
-        saved = read(run_dir / "checkpoints" / "last.pt", device)
-        differing = sorted(set(diff(rundir.read_config(run_dir), cfg, keys=run_keys()))
-                           | set(diff(Config(**saved["config"]), cfg, keys=run_keys())))
-        if differing and not force:
-            raise RunDirError(f"cannot resume {run_dir}: config differs in {', '.join(differing)} "
-                              f"(use --force to resume anyway)")
-    elif rank == 0 and rundir.holds_run(run_dir):
-        rundir.create(run_dir, cfg)  # refuses, naming the run it would overwrite
-    gan = build(cfg, data, device)  # data problems surface here, before anything is written
-    data = gan.data
-    reals_per_step = cfg.k if cfg.update == "alternating" else 1
-    batches = Batches(data.x.to(device), cfg.batch_size, cfg.seed, rank, world, reals_per_step=reals_per_step)
-    total = cfg.steps if cfg.steps is not None else batches.steps_for(cfg.epochs if cfg.epochs is not None else 0)
-    m = cfg.batch_size
+    lock, saved, new = None, None, None
+    try:
+        if resume and rank == 0:
+            lock = rundir.open_existing(run_dir)
+        if resume:
+            saved = read(run_dir / "checkpoints" / "last.pt", device)
+            _check_resumable(run_dir, saved, cfg, force)
+        elif rank == 0 and rundir.holds_run(run_dir):
+            raise rundir.RunDirError(f"{run_dir} already holds a run; continue it with --resume {run_dir} or choose "
+                                     f"another --out")
+        gan = build(cfg, data, device)  # data problems surface here, before anything is written
+        data = gan.data
+        reals_per_step = cfg.k if cfg.update == "alternating" else 1
+        batches = Batches(data.x.to(device), cfg.batch_size, cfg.seed, rank, world, reals_per_step=reals_per_step)
+        total = cfg.steps if cfg.steps is not None else batches.steps_for(cfg.epochs)
+        m = cfg.batch_size
 
-    def noise() -> torch.Tensor:
-        """This process's m noise vectors: its shard of the global batch of m * world."""
-        z = sample_noise(m * world, cfg.z_dim, cfg.noise, device)
-        return z if world == 1 else z[rank * m:(rank + 1) * m]
+        def noise() -> torch.Tensor:
+            """This process's m noise vectors: its shard of the global batch of m * world."""
+            z = sample_noise(m * world, cfg.z_dim, cfg.noise, device)
+            return z if world == 1 else z[rank * m:(rank + 1) * m]
 
-    G, D = player(gan.G, cfg, cfg.lr, world > 1), player(gan.D, cfg, cfg.lr_d or cfg.lr, world > 1)
-    s = TrainState(G, D, noise, device, gan.G_ema, cfg.ema)
-    if resume:
-        s.load_state_dict(saved)
-        if s.step >= total:
-            raise RunDirError(f"{run_dir} is finished: it is at step {s.step} of {total}; extend it with a larger "
-                              f"--steps or --epochs")
+        G, D = player(gan.G, cfg, cfg.lr, world > 1), player(gan.D, cfg, cfg.lr_d or cfg.lr, world > 1)
+        s = TrainState(G, D, noise, device, gan.G_ema, cfg.ema)
+        if resume:
+            try:
+                s.load_state_dict(saved)
+            except (RuntimeError, KeyError, ValueError, TypeError) as e:
+                raise CheckpointError(f"checkpoint {run_dir / 'checkpoints' / 'last.pt'} does not fit this run's "
+                                      f"networks and optimisers: {one_line(e)}") from None
+            if s.step >= total:
+                raise rundir.RunDirError(f"{run_dir} is finished: it is at step {s.step} of {total}; extend it with a "
+                                         f"larger --steps or --epochs")
+        else:
+            torch.manual_seed(cfg.seed + 1)  # training randomness, independent of the initialisation's
+        ckpt = Checkpoints(run_dir, cfg.checkpoint_every, cfg.keep_checkpoints, header(gan))
         if rank == 0:
-            rundir.truncate_metrics(run_dir, s.step)
-            rundir.write_config(run_dir, cfg)
-    else:
-        torch.manual_seed(cfg.seed + 1)  # training randomness, independent of the initialisation's
-        if rank == 0:
-            rundir.create(run_dir, cfg)
+            if resume:
+                rundir.truncate_metrics(run_dir, s.step)
+                ckpt.save(s)  # the checkpoint carries the config it continues under, before config.toml says it
+                rundir.write_config(run_dir, cfg)
+            else:
+                new = rundir.NewRun(run_dir)
+                ckpt.save(s)  # a good checkpoint exists from the start, and before the config that makes it a run
+                lock = new.commit(cfg)
+    except BaseException:
+        if new is not None:
+            new.abort()
+        elif lock is not None:
+            lock.release()
+        raise
     objective = objectives.build(cfg, joint=not has_batchnorm(gan.D))
     log = Log(run_dir, objective.logged, cfg.log_every, batches.epoch_at, device, world, write=rank == 0)
     hooks = [log, ProgressBar(log, total, s.step, progress and rank == 0)]
     if rank == 0:
         z_fixed = fixed_noise(cfg, 2500 if data.kind == "toy" else N_FIXED, device)
-        ckpt = Checkpoints(run_dir, cfg.checkpoint_every, cfg.keep_checkpoints, header(gan))
         hooks += [Pictures(run_dir, gan, z_fixed, cfg.sample_every, batches.epoch_ends_at, CollapseMonitor(gan.spec)),
                   ckpt, Summary(run_dir, gan)]
-        if not resume:
-            ckpt.save(s)  # a good checkpoint exists from the start
-    return _Run(gan, s, batches, objective, hooks, total, world)
+    return _Run(run_dir, gan, s, batches, objective, hooks, total, rank, world, lock)
+
+
+def _check_resumable(run_dir: Path, saved: dict, cfg: Config, force: bool) -> None:
+    """The requested config against config.toml and the checkpoint's own: what defines the run must agree
+    (unless forced); a checkpoint whose networks differ in shape never fits."""
+    try:
+        in_checkpoint = from_dict(saved["config"])
+    except (KeyError, TypeError, ConfigError) as e:
+        raise CheckpointError(f"checkpoint {run_dir / 'checkpoints' / 'last.pt'} holds no valid config: "
+                              f"{one_line(e)}") from None
+    differing = sorted(set(diff(rundir.read_config(run_dir), cfg, keys=run_keys()))
+                       | set(diff(in_checkpoint, cfg, keys=run_keys())))
+    if differing and not force:
+        raise rundir.RunDirError(f"cannot resume {run_dir}: config differs in {', '.join(differing)} "
+                                 f"(use --force to resume anyway)")
 
 
 def fixed_noise(cfg: Config, n: int, device: torch.device) -> torch.Tensor:

@@ -128,8 +128,8 @@ def load_folder(path: str | Path, size: int = 32, with_labels: bool = False):
                 img = img.resize((w, h), Image.BICUBIC)
                 left, top = (w - size) // 2, (h - size) // 2
                 out[i] = np.asarray(img.crop((left, top, left + size, top + size))).transpose(2, 0, 1)
-        except (UnidentifiedImageError, OSError) as e:
-            raise IDXError(f"{f}: not a readable image ({e})") from None
+        except (UnidentifiedImageError, OSError, Image.DecompressionBombError, ValueError) as e:
+            raise IDXError(f"{f}: not a readable image ({str(e).splitlines()[0][:200]})") from None
     if not with_labels:
         return out
     tops = [f.relative_to(root).parts[0] if len(f.relative_to(root).parts) > 1 else None for f in files]

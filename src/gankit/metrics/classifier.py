@@ -20,6 +20,7 @@ from torch.nn import functional as F
 from tqdm.auto import tqdm
 
 from gankit.checkpoint import atomic_write_bytes
+from gankit.errors import CheckpointError
 from gankit.data.mnist import cache_dir
 
 VERSION = 2  # bump when the architecture or the training recipe changes
@@ -96,14 +97,17 @@ def get_classifier(dataset: str, data_dir: str | None = None, progress: bool = T
     path = cache / f"{dataset}-v{VERSION}.pt"
     meta_path = path.with_suffix(".json")
     if path.is_file() and meta_path.is_file():
-        meta = json.loads(meta_path.read_text())
-        model = SmallCNN(meta.get("n_classes", 10))
         try:
+            meta = json.loads(meta_path.read_text())
+            model = SmallCNN(meta.get("n_classes", 10))
             model.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
-        except Exception as e:  # noqa: BLE001 - any failure: the cached file is unusable
-            raise ValueError(f"{path}: cached classifier is corrupt ({str(e)[:100]}); delete it to retrain") from None
-        if _weights_digest(model) != meta["sha256"]:
-            raise ValueError(f"{path}: classifier weights do not match their checksum; delete the file to retrain")
+            digest_ok = _weights_digest(model) == meta["sha256"]
+        except Exception as e:  # noqa: BLE001 - any failure: the cached files are unusable
+            reason = (str(e).strip().splitlines() or [type(e).__name__])[0][:100]
+            raise CheckpointError(f"{path}: cached classifier is corrupt ({reason}); delete {path} and {meta_path.name} "
+                                  f"to retrain") from None
+        if not digest_ok:
+            raise CheckpointError(f"{path}: classifier weights do not match their checksum; delete the file to retrain")
         return model.eval(), meta
     train = load_dataset(dataset, "train", data_dir)
     test = load_dataset(dataset, "test", data_dir)
