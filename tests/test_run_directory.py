@@ -318,3 +318,26 @@ def test_sigterm_stops_every_rank_at_the_same_step_with_a_checkpoint(tmp_path, t
     if target == "one worker":
         assert proc.returncode == 0
     assert main(["train", "--resume", str(run), "--steps", str(state["step"] + 3), "--no-progress"]) == 0
+
+
+def test_a_corrupt_eval_record_is_one_line(tmp_path, capsys):
+    run = tmp_path / "run"
+    assert train(run, "--steps", "2") == 0
+    (run / "eval.json").write_text("{not json")
+    capsys.readouterr()
+    assert main(["eval", str(run), "--metric", "modes", "--n-samples", "50"]) == 2
+    one_line_error(capsys, "eval.json: not valid JSON")
+
+
+def test_a_second_signal_stops_at_once():
+    from gankit.train import _StopRequest
+
+    before = signal.getsignal(signal.SIGINT)
+    with pytest.raises(KeyboardInterrupt):
+        with _StopRequest() as stop:
+            os.kill(os.getpid(), signal.SIGINT)
+            time.sleep(0.05)
+            assert stop.signum == signal.SIGINT  # the first: a request, obeyed after the step
+            os.kill(os.getpid(), signal.SIGINT)
+            time.sleep(0.05)
+    assert signal.getsignal(signal.SIGINT) is before

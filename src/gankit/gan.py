@@ -89,6 +89,14 @@ def header(gan: GAN) -> dict:
     return {"format": FORMAT, "config": gan.cfg.to_dict(), "arch": gan.arch, "data": gan.spec.to_dict()}
 
 
+def check_finite_weights(path, *modules) -> None:
+    """CheckpointError when a checkpoint's weights hold NaN or inf (gankit never saves such a state)."""
+    for m in modules:
+        if m is not None and not all(bool(torch.isfinite(t).all()) for t in m.state_dict().values()
+                                     if t.is_floating_point()):
+            raise CheckpointError(f"checkpoint {path} holds non-finite weights; it was not written by a healthy run")
+
+
 def one_line(e: BaseException) -> str:
     """An exception's message as one short line."""
     return f"{type(e).__name__}: {(str(e).strip().splitlines() or [''])[0][:200]}"
@@ -118,6 +126,7 @@ def from_checkpoint(path: str | Path, device: str = "auto", data: Data | None = 
             G_ema = copy.deepcopy(G).requires_grad_(False)
             G_ema.load_state_dict(state["G_ema"])
         spec = DataSpec.from_dict(state["data"])
+        check_finite_weights(path, G, D, G_ema)
     except GankitError:
         raise
     except Exception as e:  # noqa: BLE001 - everything above interprets the file's content

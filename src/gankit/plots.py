@@ -20,16 +20,18 @@ DFn = Callable[[torch.Tensor], np.ndarray]  # x [N, d] -> D(x) in [0, 1]
 
 
 def plot_losses(rows: list[dict], path: str | Path) -> None:
-    """D and G losses and the mean discriminator outputs over training steps."""
+    """The logged losses and the mean discriminator outputs over training steps (whichever the objective logs)."""
     if not rows:
         return
     steps = [r["step"] for r in rows]
     fig, (a, b) = plt.subplots(1, 2, figsize=(10, 3.5))
-    a.plot(steps, [r["d_loss"] for r in rows], label="D loss")
-    a.plot(steps, [r["g_loss"] for r in rows], label="G loss")
+    for key, label in (("d_loss", "D loss"), ("g_loss", "G loss")):
+        if key in rows[0]:
+            a.plot(steps, [r.get(key, math.nan) for r in rows], label=label)
     a.set_xlabel("step"), a.legend(), a.set_title("losses")
-    b.plot(steps, [r["d_real"] for r in rows], label="mean D(x)")
-    b.plot(steps, [r["d_fake"] for r in rows], label="mean D(G(z))")
+    for key, label in (("d_real", "mean D(x)"), ("d_fake", "mean D(G(z))")):
+        if key in rows[0]:
+            b.plot(steps, [r.get(key, math.nan) for r in rows], label=label)
     b.axhline(0.5, color="gray", ls=":", lw=1)
     b.set_ylim(0, 1), b.set_xlabel("step"), b.legend(), b.set_title("discriminator outputs")
     fig.tight_layout()

@@ -187,6 +187,8 @@ def read_metrics(path: Path) -> list[dict]:
                 break
             raise RunDirError(f"{p}:{i}: not JSON ({e.msg})") from None
         previous = _check_row(row, p, i, previous)
+        if rows and set(row) != set(rows[0]):
+            raise RunDirError(f"{p}:{i}: a row with keys {sorted(row)} among rows with {sorted(rows[0])}")
         rows.append(row)
     return rows
 

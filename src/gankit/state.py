@@ -69,6 +69,32 @@ def player(master: nn.Module, cfg, lr: float, distributed: bool = False) -> Play
     return Player(master, work, net, optim.build_optimizer(cfg, master.parameters(), lr), lr)
 
 
+def load_optimizer_state(opt: torch.optim.Optimizer, saved: dict) -> None:
+    """The saved per-parameter state (moments, momentum buffers, step counts), checked against the parameters;
+    the hyperparameters stay the config's (the schedule sets lr and momentum at every step anyway)."""
+    opt.load_state_dict({"state": saved["state"], "param_groups": opt.state_dict()["param_groups"]})
+    params = [p for group in opt.param_groups for p in group["params"]]
+    if len(saved["state"]) > len(params):
+        raise ValueError(f"optimiser state for {len(saved['state'])} parameters, the network has {len(params)}")
+    expected = _STATE_KEYS[type(opt)]
+    for i, p in enumerate(params):
+        state = opt.state.get(p, {})
+        if state and set(state) != expected:
+            raise ValueError(f"optimiser state of parameter {i} has {sorted(state)}, expected {sorted(expected)}")
+        for name, v in state.items():
+            if name == "step":
+                ok = isinstance(v, torch.Tensor) and v.numel() == 1 and bool(torch.isfinite(v).all()) and v >= 0
+            else:
+                ok = (v is None and name == "momentum_buffer") or (
+                    isinstance(v, torch.Tensor) and v.shape == p.shape and v.dtype == p.dtype
+                    and bool(torch.isfinite(v).all()))
+            if not ok:
+                raise ValueError(f"optimiser state '{name}' of parameter {i} does not fit it")
+
+
+_STATE_KEYS = {torch.optim.Adam: {"step", "exp_avg", "exp_avg_sq"}, torch.optim.SGD: {"momentum_buffer"}}
+
+
 @torch.no_grad()
 def update_ema(G_ema: nn.Module, G: nn.Module, decay: float) -> None:
     """theta_ema <- decay * theta_ema + (1 - decay) * theta; buffers are copied."""
@@ -126,7 +152,7 @@ class TrainState:
     def load_state_dict(self, state: dict) -> None:
         for p, key in ((self.G, "G"), (self.D, "D")):
             p.master.load_state_dict(state[key])
-            p.opt.load_state_dict(state[f"opt_{key}"])
+            load_optimizer_state(p.opt, state[f"opt_{key}"])
             p.work.refresh()
         if self.G_ema is not None:
             self.G_ema.load_state_dict(state["G_ema"])

@@ -16,18 +16,20 @@ from __future__ import annotations
 
 import contextlib
 import signal
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
+from tqdm.auto import tqdm
 
 from gankit import objectives, rundir
 from gankit.config import Config, ConfigError, diff, from_dict, run_keys
 from gankit.data import Batches, Data
 from gankit.device import rank_world, resolve_device
-from gankit.errors import CheckpointError, NonFiniteError
+from gankit.errors import CheckpointError, GankitError, NonFiniteError
 from gankit.rundir import RunDirError
-from gankit.gan import GAN, build, header, one_line, read
+from gankit.gan import GAN, build, check_finite_weights, header, one_line, read
 from gankit.hooks import Checkpoints, Log, Pictures, ProgressBar, Summary
 from gankit.metrics.collapse import CollapseMonitor
 from gankit.models import has_batchnorm
@@ -160,7 +162,10 @@ def _start(cfg: Config, run_dir: Path, resume: bool, force: bool, progress: bool
         if resume:
             try:
                 s.load_state_dict(saved)
-            except (RuntimeError, KeyError, ValueError, TypeError) as e:
+                check_finite_weights(run_dir / "checkpoints" / "last.pt", s.G.master, s.D.master, s.G_ema)
+            except (RuntimeError, KeyError, ValueError, TypeError, AttributeError, IndexError) as e:
+                if isinstance(e, GankitError):
+                    raise
                 raise CheckpointError(f"checkpoint {run_dir / 'checkpoints' / 'last.pt'} does not fit this run's "
                                       f"networks and optimisers: {one_line(e)}") from None
             if s.step >= total:
@@ -228,7 +233,12 @@ class _StopRequest:
         return self
 
     def _handle(self, signum, frame):
+        if self.signum is not None:  # asked twice: stop at once (checkpoints are atomic; the last good one stays)
+            self.__exit__()
+            raise KeyboardInterrupt
         self.signum = signum
+        tqdm.write(f"gankit: {signal.Signals(signum).name}: stopping after this step (again to stop at once)",
+                   file=sys.stderr)
 
     def __exit__(self, *exc):
         for sig, h in self._old.items():
