@@ -53,7 +53,7 @@ def test_a_second_writer_is_refused_naming_the_first(tmp_path, capsys):
                             env=ENV, stderr=subprocess.DEVNULL)
     try:
         wait_for_rows(run, proc)
-        assert main(["train", "--resume", str(run), "--steps", "20000000", "--no-progress"]) == 2
+        assert main(["train", "--resume", str(run), "--steps", "50", "--no-progress"]) == 2  # short, were it let in
         one_line_error(capsys, f"in use by another gankit process (pid {proc.pid})")
         assert train(run, "--steps", "5") == 2
         one_line_error(capsys, "already holds a run")
@@ -255,14 +255,16 @@ def test_an_image_declaring_30000_by_30000_pixels_is_one_line(tmp_path, capsys):
 
 # --- the end of a run -------------------------------------------------------------------------------------
 
-def test_a_diverged_run_writes_a_summary_saying_so_and_draws_nothing_after(tmp_path, capsys):
+@pytest.mark.parametrize("log_every", ["1", "1000"])  # caught by the log, or before a picture when none is due
+def test_a_diverged_run_writes_a_summary_saying_so_and_draws_nothing_after(tmp_path, capsys, log_every):
     run = tmp_path / "run"
     assert train(run, "--steps", "40", "--optimizer", "sgd", "--lr", "1e30", "--momentum", "0.9",
-                 "--sample-every", "1", "--log-every", "1") == 1
+                 "--sample-every", "1", "--log-every", log_every, "--checkpoint-every", "1000") == 1
     summary = rundir.read_json(run, "summary.json")
     assert "diverged" in summary and f"step {summary['step']}" in summary["diverged"]
     drawn = sorted(int(p.stem.split("-")[1]) for p in (run / "samples").glob("step-*.png"))
     assert not drawn or drawn[-1] < summary["step"]
+    assert summary["step"] < 40  # found at the first picture of non-finite weights, not at the end's log
 
 
 def test_a_signal_during_the_closing_pictures_still_writes_the_summary(tmp_path, monkeypatch):
@@ -341,3 +343,16 @@ def test_a_second_signal_stops_at_once():
             os.kill(os.getpid(), signal.SIGINT)
             time.sleep(0.05)
     assert signal.getsignal(signal.SIGINT) is before
+
+
+@pytest.mark.parametrize("value", [None, torch.zeros(3), torch.full((16, 2), float("nan"))])
+def test_an_optimiser_state_that_does_not_fit_is_one_line(tmp_path, capsys, value):
+    run = tmp_path / "run"
+    assert train(run, "--steps", "3") == 0
+    p = run / "checkpoints" / "last.pt"
+    state = torch.load(p, weights_only=True)
+    state["opt_G"]["state"][0]["exp_avg"] = value  # G's first weight is 16 x 2
+    checkpoint.save(state, p)
+    capsys.readouterr()
+    assert main(["train", "--resume", str(run), "--steps", "6", "--no-progress"]) == 2
+    one_line_error(capsys, "does not fit this run's networks and optimisers")
