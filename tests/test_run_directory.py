@@ -33,6 +33,13 @@ def train(run, *flags) -> int:
     return main(["train", "--out", str(run), *TINY, *flags])
 
 
+def resume_refused(run, capsys, fragment: str, *flags, steps: int = 6) -> None:
+    """Resuming `run` to `steps` is refused in one line holding `fragment`."""
+    capsys.readouterr()
+    assert main(["train", "--resume", str(run), "--steps", str(steps), "--no-progress", *flags]) == 2
+    one_line_error(capsys, fragment)
+
+
 def wait_for_rows(run, proc, n=1, timeout=90):
     deadline = time.time() + timeout
     while time.time() < deadline and proc.poll() is None:
@@ -108,9 +115,7 @@ def test_a_checkpoint_of_another_run_is_refused(tmp_path, capsys):
     a, b = tmp_path / "ring8", tmp_path / "grid25"
     assert train(a, "--steps", "3") == 0 and train(b, "--steps", "3", "--dataset", "grid25") == 0
     shutil.copy(b / "checkpoints" / "last.pt", a / "checkpoints" / "last.pt")
-    capsys.readouterr()
-    assert main(["train", "--resume", str(a), "--steps", "6", "--no-progress"]) == 2
-    one_line_error(capsys, "config differs in dataset")
+    resume_refused(a, capsys, "config differs in dataset", steps=6)
 
 
 def test_a_hand_edited_config_is_compared_with_the_checkpoint(tmp_path, capsys):
@@ -118,17 +123,13 @@ def test_a_hand_edited_config_is_compared_with_the_checkpoint(tmp_path, capsys):
     assert train(run, "--steps", "3") == 0
     p = run / "config.toml"
     p.write_text(p.read_text().replace("lr = 0.001", "lr = 0.002"))
-    capsys.readouterr()
-    assert main(["train", "--resume", str(run), "--steps", "6", "--no-progress"]) == 2
-    one_line_error(capsys, "config differs in lr")
+    resume_refused(run, capsys, "config differs in lr", steps=6)
 
 
 def test_shapes_that_differ_never_load_even_forced(tmp_path, capsys):
     run = tmp_path / "run"
     assert train(run, "--steps", "3") == 0
-    capsys.readouterr()
-    assert main(["train", "--resume", str(run), "--steps", "6", "--hidden", "8", "--force", "--no-progress"]) == 2
-    one_line_error(capsys, "does not fit this run's networks")
+    resume_refused(run, capsys, "does not fit this run's networks", "--hidden", "8", "--force", steps=6)
 
 
 # --- files taken on trust no more -------------------------------------------------------------------------
@@ -138,9 +139,7 @@ def test_a_garbled_metrics_line_is_an_error_naming_file_and_line(tmp_path, capsy
     assert train(run, "--steps", "15") == 0
     lines = (run / "metrics.jsonl").read_text().splitlines()
     (run / "metrics.jsonl").write_text("\n".join([lines[0], lines[1][:-7] + "garble", lines[2]]) + "\n")
-    capsys.readouterr()
-    assert main(["train", "--resume", str(run), "--steps", "20", "--no-progress"]) == 2
-    one_line_error(capsys, "metrics.jsonl:2: not JSON")
+    resume_refused(run, capsys, "metrics.jsonl:2: not JSON", steps=20)
 
 
 def test_an_append_cut_short_is_dropped_with_a_warning(tmp_path, capsys):
@@ -156,9 +155,7 @@ def test_an_empty_config_is_not_the_defaults(tmp_path, capsys):
     run = tmp_path / "run"
     assert train(run, "--steps", "3") == 0
     (run / "config.toml").write_text("")
-    capsys.readouterr()
-    assert main(["train", "--resume", str(run), "--steps", "6", "--no-progress"]) == 2
-    one_line_error(capsys, "missing config keys")
+    resume_refused(run, capsys, "missing config keys", steps=6)
 
 
 def test_any_out_path_round_trips_through_the_config(tmp_path):
@@ -353,6 +350,4 @@ def test_an_optimiser_state_that_does_not_fit_is_one_line(tmp_path, capsys, valu
     state = torch.load(p, weights_only=True)
     state["opt_G"]["state"][0]["exp_avg"] = value  # G's first weight is 16 x 2
     checkpoint.save(state, p)
-    capsys.readouterr()
-    assert main(["train", "--resume", str(run), "--steps", "6", "--no-progress"]) == 2
-    one_line_error(capsys, "does not fit this run's networks and optimisers")
+    resume_refused(run, capsys, "does not fit this run's networks and optimisers", steps=6)
