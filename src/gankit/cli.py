@@ -34,7 +34,11 @@ def _parser() -> argparse.ArgumentParser:
     t.add_argument("--force", action="store_true", help="resume even if the config differs")
     t.add_argument("--no-progress", action="store_true", help="no progress bar")
     for key, typ in TRAIN_FLAGS.items():
-        t.add_argument("--" + key.replace("_", "-"), dest=key, type=typ, help=config_mod.help_of(key))
+        if typ is bool:
+            t.add_argument("--" + key.replace("_", "-"), dest=key, action=argparse.BooleanOptionalAction,
+                           help=config_mod.help_of(key))
+        else:
+            t.add_argument("--" + key.replace("_", "-"), dest=key, type=typ, help=config_mod.help_of(key))
 
     s = sub.add_parser("sample", help="draw samples from a trained run")
     s.add_argument("run_dir")

@@ -74,6 +74,15 @@ class Config:
     lr_min: float = _f(1e-6, "floor of the decayed lr")
     beta2: float = _f(0.9, "Adam's beta2")
     ema: float = _f(0.999, "decay of the moving average of G's weights used for sampling (0 = off)")
+    # stabilisers
+    gp_weight: float = _f(10.0, "weight of wgan-gp's gradient penalty (||grad D(x_hat)|| - 1)^2")
+    clip: float = _f(0.01, "wgan-clip: D's weights are clipped to [-clip, clip] after every update")
+    r1: float = _f(0.0, "R1 penalty gamma/2 E||grad D(x)||^2 on real data (Mescheder et al. 2018; 0 = off)")
+    r2: float = _f(0.0, "R2: the same penalty on generated data (0 = off)")
+    reg_every: int = _f(1, "apply R1/R2 every N D updates, scaled by N (lazy regularisation)")
+    spectral_norm: bool = _f(False, "spectral normalisation of every layer of D (Miyato et al. 2018)")
+    pack: int = _f(1, "PacGAN: D judges N samples at once (Lin et al. 2018; 1 = off)")
+    augment: str = _f("", "differentiable augmentation of D's inputs: any of translation,cutout,color (images)")
     # execution
     seed: int = _f(0, "random seed")
     device: str = _f("auto", "auto | cpu | cuda", "exec")
@@ -214,6 +223,26 @@ def validate(cfg: Config) -> Config:
     if data_kind not in MODELS[cfg.model].kinds:
         raise ConfigError(f"config key 'model': '{cfg.model}' is for {' and '.join(MODELS[cfg.model].kinds)} data, "
                           f"not dataset '{cfg.dataset}'")
+    for key in ("gp_weight", "clip"):
+        if not (getattr(cfg, key) > 0 and math.isfinite(getattr(cfg, key))):
+            raise ConfigError(f"config key '{key}' must be > 0, got {getattr(cfg, key)!r}")
+    for key in ("r1", "r2"):
+        if not (0 <= getattr(cfg, key) < math.inf):
+            raise ConfigError(f"config key '{key}' must be >= 0 (0 = off), got {getattr(cfg, key)!r}")
+    if not 1 <= cfg.reg_every <= 1000:
+        raise ConfigError(f"config key 'reg_every' must be in [1, 1000], got {cfg.reg_every!r}")
+    if not 1 <= cfg.pack <= 64 or cfg.batch_size % cfg.pack:
+        raise ConfigError(f"config key 'pack' must be in [1, 64] and divide batch_size {cfg.batch_size}, "
+                          f"got {cfg.pack!r}")
+    from gankit.augment import POLICIES, parse
+
+    bad = [p for p in parse(cfg.augment) if p not in POLICIES]
+    if bad:
+        raise ConfigError(f"config key 'augment': unknown policy '{bad[0]}' (choose from {', '.join(POLICIES)})")
+    if parse(cfg.augment) and data_kind != "image":
+        raise ConfigError(f"config key 'augment': augmentation is for images, not dataset '{cfg.dataset}'")
+    if cfg.spectral_norm and cfg.precision != "fp32":
+        raise ConfigError("config key 'spectral_norm': spectral normalisation runs in fp32 only (precision fp32)")
     if cfg.update == "simultaneous" and cfg.k != 1:
         raise ConfigError(f"config key 'k': the simultaneous update makes one D and one G update per minibatch, "
                           f"so k must be 1, got {cfg.k}")

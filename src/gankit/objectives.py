@@ -13,8 +13,9 @@ The paper's game (`logistic`), with D = sigmoid(l) for D's logit l:
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import ClassVar
+from typing import Callable, ClassVar
 import torch
+import torch.nn.functional as F
 
 from gankit import losses
 from gankit.registry import Entry
@@ -28,17 +29,119 @@ def real_fake_logits(D, x_real: torch.Tensor, x_fake: torch.Tensor, c=None, c_fa
     if joint:
         cc = None if c is None else torch.cat([c, c if c_fake is None else c_fake])
         logits = D(torch.cat([x_real, x_fake]), cc)
-        return logits[:len(x_real)], logits[len(x_real):]
+        n = len(logits) * len(x_real) // (len(x_real) + len(x_fake))  # a packed D gives one output per group
+        return logits[:n], logits[n:]
     return D(x_real, c), D(x_fake, c if c_fake is None else c_fake)
 
 
 @dataclass
-class Logistic:
+class Game:
+    """What every objective shares: D's outputs on a real and a generated batch (one forward when `joint`),
+    augmented alike when `augment` is set, and both players' losses from them. A game defines
+    `d_loss_from_logits(real, fake)` and `g_loss_from_logits(fake, real)`; `g_needs_real` says whether G's loss
+    looks at D's outputs on real data (the relativistic game)."""
+
+    joint: bool = True  # D on real and generated batches in one forward (see real_fake_logits)
+    augment: Callable | None = None  # differentiable augmentation applied to every input of D in training
+    g_needs_real: ClassVar[bool] = False
+
+    def _in(self, x):
+        return x if self.augment is None else self.augment(x)
+
+    def d_loss(self, D, x_real, x_fake, c=None, c_fake=None) -> tuple[torch.Tensor, Stats]:
+        """D's loss on a real and a generated minibatch (x_fake detached by the caller)."""
+        return self.d_loss_from_logits(*real_fake_logits(D, self._in(x_real), self._in(x_fake), c, c_fake, self.joint))
+
+    def g_loss(self, D, x_fake, c=None, x_real=None) -> tuple[torch.Tensor, Stats]:
+        """G's loss through D on a generated minibatch (and a real one, for games that compare the two)."""
+        if self.g_needs_real:
+            real, fake = real_fake_logits(D, self._in(x_real), self._in(x_fake), c, None, self.joint)
+            return self.g_loss_from_logits(fake, real.detach())
+        return self.g_loss_from_logits(D(self._in(x_fake), c))
+
+    def joint_losses(self, D, x_real, x_fake, c=None, c_fake=None):
+        """Both players' losses from one forward of D (the simultaneous update): (d_loss, g_loss, stats)."""
+        real, fake = real_fake_logits(D, self._in(x_real), self._in(x_fake), c, c_fake, self.joint)
+        d, d_stats = self.d_loss_from_logits(real, fake)
+        g, g_stats = self.g_loss_from_logits(fake, real)
+        return d, g, {**d_stats, **g_stats}
+
+    def after_d_update(self, D_player) -> None:
+        """Anything the game does to D after its update (weight clipping)."""
+
+    penalties = None  # a Penalties, set by `build`
+
+    def d_penalty(self, D, x_real, x_fake, c=None, index: int = 0):
+        """The gradient penalties on D at its `index`-th update: (loss or None, stats)."""
+        if self.penalties is None or not self.penalties.names:
+            return None, {}
+        return self.penalties(D, self._in(x_real), self._in(x_fake), c, index)
+
+
+def gradient_penalty(D, x_real, x_fake, c=None) -> torch.Tensor:
+    """WGAN-GP (Gulrajani et al. 2017): E[(||grad D(x_hat)|| - 1)^2], x_hat = eps x + (1 - eps) G(z), eps ~ U[0, 1]
+    drawn per sample, so the critic is pushed to unit gradient norm between the two distributions."""
+    eps = torch.rand(len(x_real), 1, device=x_real.device, dtype=x_real.dtype)
+    x_hat = (eps * x_real.detach() + (1 - eps) * x_fake.detach()).requires_grad_(True)
+    (g,) = torch.autograd.grad(D(x_hat, c).sum(), x_hat, create_graph=True)
+    return ((g.float().flatten(1).norm(dim=1) - 1) ** 2).mean()
+
+
+def gradient_square(D, x, c=None) -> torch.Tensor:
+    """E ||grad_x D(x)||^2, the R1 (x real) or R2 (x generated) penalty of Mescheder et al. (2018) without gamma/2."""
+    x = x.detach().requires_grad_(True)
+    (g,) = torch.autograd.grad(D(x, c).sum(), x, create_graph=True)
+    return g.float().flatten(1).pow(2).sum(1).mean()
+
+
+@dataclass
+class Penalties:
+    """gp * GP every update; gamma/2 * R1 and R2 every `every` updates, scaled by `every` (lazy regularisation,
+    Karras et al. 2020). Logged: the last value of each (unweighted)."""
+
+    gp: float = 0.0
+    r1: float = 0.0
+    r2: float = 0.0
+    every: int = 1
+
+    def __post_init__(self):
+        self.names = tuple(n for n in ("gp", "r1", "r2") if getattr(self, n) > 0)
+        self.last: Stats = {}
+
+    def __call__(self, D, x_real, x_fake, c, index: int):
+        total = None
+
+        def add(name, value, weight):
+            nonlocal total
+            self.last[name] = value.detach()
+            total = weight * value if total is None else total + weight * value
+
+        if self.gp:
+            add("gp", gradient_penalty(D, x_real, x_fake, c), self.gp)
+        if index % self.every == 0:
+            if self.r1:
+                add("r1", gradient_square(D, x_real, c), self.r1 / 2 * self.every)
+            if self.r2:
+                add("r2", gradient_square(D, x_fake, c), self.r2 / 2 * self.every)
+        zero = torch.zeros((), device=x_real.device)
+        return total, {n: self.last.get(n, zero) for n in self.names}
+
+
+def _critic_stats(loss, real, fake) -> Stats:
+    with torch.no_grad():
+        return {"d_loss": loss.detach(), "critic_real": real.detach().float().mean(),
+                "critic_fake": fake.detach().float().mean()}
+
+
+CRITIC_LOGGED = ("d_loss", "g_loss", "critic_real", "critic_fake")
+
+
+@dataclass
+class Logistic(Game):
     """The paper's game. `g_form`: 'nonsaturating' (the paper's recommendation) or 'minimax'.
     Logged: d_loss, value = V(D, G) on the minibatch, d_real = mean D(x), d_fake = mean D(G(z)), g_loss."""
 
     g_form: str = "nonsaturating"
-    joint: bool = True  # D on real and generated batches in one forward (see real_fake_logits)
     logged: ClassVar[tuple[str, ...]] = ("d_loss", "g_loss", "d_real", "d_fake", "value")  # metrics.jsonl's order
 
     def __post_init__(self):
@@ -52,33 +155,117 @@ class Logistic:
                      "d_fake": torch.sigmoid(fake.detach().float()).mean(), "value": -loss.detach()}
         return loss, stats
 
-    def g_loss_from_logits(self, fake: torch.Tensor) -> tuple[torch.Tensor, Stats]:
+    def g_loss_from_logits(self, fake: torch.Tensor, real: torch.Tensor | None = None) -> tuple[torch.Tensor, Stats]:
         loss = self._g(fake.float())
         return loss, {"g_loss": loss.detach()}
 
-    def d_loss(self, D, x_real, x_fake, c=None, c_fake=None) -> tuple[torch.Tensor, Stats]:
-        """D's loss on a real and a generated minibatch (x_fake detached by the caller)."""
-        return self.d_loss_from_logits(*real_fake_logits(D, x_real, x_fake, c, c_fake, self.joint))
 
-    def g_loss(self, D, x_fake, c=None) -> tuple[torch.Tensor, Stats]:
-        """G's loss through D on a generated minibatch."""
-        return self.g_loss_from_logits(D(x_fake, c))
+@dataclass
+class LeastSquares(Game):
+    """Mao et al. (2017): D regresses real outputs to b and generated ones to a; G pulls its outputs to c.
+    L_D = 1/2 E[(D(x) - b)^2] + 1/2 E[(D(G(z)) - a)^2],  L_G = 1/2 E[(D(G(z)) - c)^2]."""
 
-    def joint_losses(self, D, x_real, x_fake, c=None, c_fake=None):
-        """Both players' losses from one forward of D (the simultaneous update): (d_loss, g_loss, stats)."""
-        real, fake = real_fake_logits(D, x_real, x_fake, c, c_fake, self.joint)
-        d, d_stats = self.d_loss_from_logits(real, fake)
-        g, g_stats = self.g_loss_from_logits(fake)
-        return d, g, {**d_stats, **g_stats}
+    a: float = -1.0
+    b: float = 1.0
+    c: float = 0.0
+    logged: ClassVar[tuple[str, ...]] = CRITIC_LOGGED
+
+    def d_loss_from_logits(self, real, fake):
+        loss = 0.5 * ((real.float() - self.b) ** 2).mean() + 0.5 * ((fake.float() - self.a) ** 2).mean()
+        return loss, _critic_stats(loss, real, fake)
+
+    def g_loss_from_logits(self, fake, real=None):
+        loss = 0.5 * ((fake.float() - self.c) ** 2).mean()
+        return loss, {"g_loss": loss.detach()}
+
+
+@dataclass
+class Hinge(Game):
+    """Lim & Ye (2017), Miyato et al. (2018): L_D = E[max(0, 1 - D(x))] + E[max(0, 1 + D(G(z)))],
+    L_G = -E[D(G(z))]."""
+
+    logged: ClassVar[tuple[str, ...]] = CRITIC_LOGGED
+
+    def d_loss_from_logits(self, real, fake):
+        loss = F.relu(1 - real.float()).mean() + F.relu(1 + fake.float()).mean()
+        return loss, _critic_stats(loss, real, fake)
+
+    def g_loss_from_logits(self, fake, real=None):
+        loss = -fake.float().mean()
+        return loss, {"g_loss": loss.detach()}
+
+
+@dataclass
+class Wasserstein(Game):
+    """Arjovsky et al. (2017): the critic maximises E[D(x)] - E[D(G(z))], an estimate of W1 when D is
+    1-Lipschitz; G minimises -E[D(G(z))]. Lipschitz by weight clipping (`clip` > 0, WGAN) or by the gradient
+    penalty the step adds (WGAN-GP). Logged `wasserstein`: the critic's estimate E[D(x)] - E[D(G(z))]."""
+
+    clip: float = 0.0
+    logged: ClassVar[tuple[str, ...]] = (*CRITIC_LOGGED, "wasserstein")
+
+    def d_loss_from_logits(self, real, fake):
+        w = real.float().mean() - fake.float().mean()
+        loss = -w
+        return loss, {**_critic_stats(loss, real, fake), "wasserstein": w.detach()}
+
+    def g_loss_from_logits(self, fake, real=None):
+        loss = -fake.float().mean()
+        return loss, {"g_loss": loss.detach()}
+
+    @torch.no_grad()
+    def after_d_update(self, D_player) -> None:
+        if self.clip > 0:  # clip the fp32 masters, then refresh the working copy
+            for p in D_player.master.parameters():
+                p.clamp_(-self.clip, self.clip)
+            D_player.work.refresh()
+
+
+@dataclass
+class Relativistic(Game):
+    """The relativistic average logistic game (Jolicoeur-Martineau 2018): D says how much more real x is than
+    the average generated sample, and G the reverse:
+    L_D = E_x softplus(-(C(x) - E C(G(z)))) + E_z softplus(C(G(z)) - E C(x)),  L_G the same with roles swapped."""
+
+    logged: ClassVar[tuple[str, ...]] = CRITIC_LOGGED
+    g_needs_real: ClassVar[bool] = True
+
+    @staticmethod
+    def _pair(up, down):
+        up, down = up.float(), down.float()
+        return F.softplus(-(up - down.mean())).mean() + F.softplus(down - up.mean()).mean()
+
+    def d_loss_from_logits(self, real, fake):
+        loss = self._pair(real, fake)
+        return loss, _critic_stats(loss, real, fake)
+
+    def g_loss_from_logits(self, fake, real=None):
+        loss = self._pair(fake, real)
+        return loss, {"g_loss": loss.detach()}
 
 
 OBJECTIVES: dict[str, Entry] = {
-    "logistic": Entry(lambda cfg, joint: Logistic(cfg.loss, joint),
+    "logistic": Entry(lambda cfg, joint, aug: Logistic(joint, aug, cfg.loss),
                       "the paper's game: D by cross-entropy, G by --loss (nonsaturating | minimax)"),
+    "least-squares": Entry(lambda cfg, joint, aug: LeastSquares(joint, aug, -1.0, 1.0, 0.0),
+                           "LSGAN, a = -1, b = 1, c = 0 (Mao et al. 2017)"),
+    "least-squares-01": Entry(lambda cfg, joint, aug: LeastSquares(joint, aug, 0.0, 1.0, 1.0),
+                              "LSGAN, the 0-1-1 coding"),
+    "hinge": Entry(lambda cfg, joint, aug: Hinge(joint, aug), "hinge loss for D, -D(G(z)) for G"),
+    "wgan-clip": Entry(lambda cfg, joint, aug: Wasserstein(joint, aug, cfg.clip),
+                       "Wasserstein critic, weights clipped to [-clip, clip] (Arjovsky et al. 2017)"),
+    "wgan-gp": Entry(lambda cfg, joint, aug: Wasserstein(joint, aug),
+                     "Wasserstein critic with the gradient penalty --gp-weight (Gulrajani et al. 2017)"),
+    "relativistic": Entry(lambda cfg, joint, aug: Relativistic(joint, aug),
+                          "relativistic average logistic game (Jolicoeur-Martineau 2018)"),
 }
 G_LOSSES = tuple(losses.GENERATOR_LOSSES)
 
 
-def build(cfg, joint: bool = True):
-    """The objective `cfg.objective`, its generator loss chosen by `cfg.loss`."""
-    return OBJECTIVES[cfg.objective].build(cfg, joint)
+def build(cfg, joint: bool = True, augment: Callable | None = None):
+    """The objective `cfg.objective` (its generator loss chosen by `cfg.loss` where it has a choice), with the
+    gradient penalties the config asks for."""
+    game = OBJECTIVES[cfg.objective].build(cfg, joint, augment)
+    game.penalties = Penalties(cfg.gp_weight if cfg.objective == "wgan-gp" else 0.0, cfg.r1, cfg.r2, cfg.reg_every)
+    game.logged = type(game).logged + game.penalties.names
+    return game

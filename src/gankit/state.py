@@ -126,6 +126,7 @@ class TrainState:
     G_ema: nn.Module | None = None
     ema: float = 0.0
     step: int = 0
+    d_updates: int = 0  # D's updates so far (k per iteration): the clock of lazy regularisation
     seconds: float = 0.0  # training time before this process's start
     _t0: float = field(default_factory=time.perf_counter)
 
@@ -145,7 +146,7 @@ class TrainState:
 
     def state_dict(self) -> dict:
         return {"G": self.G.master.state_dict(), "D": self.D.master.state_dict(), "opt_G": self.G.opt.state_dict(),
-                "opt_D": self.D.opt.state_dict(), "step": self.step, "seconds": self.clock(),
+                "opt_D": self.D.opt.state_dict(), "step": self.step, "d_updates": self.d_updates, "seconds": self.clock(),
                 "rng": rng_state(self.device),
                 **({"G_ema": self.G_ema.state_dict()} if self.G_ema is not None else {})}
 
@@ -157,4 +158,5 @@ class TrainState:
         if self.G_ema is not None:
             self.G_ema.load_state_dict(state["G_ema"])
         self.step, self.seconds, self._t0 = int(state["step"]), float(state.get("seconds", 0.0)), time.perf_counter()
+        self.d_updates = int(state["d_updates"])
         set_rng_state(state["rng"], self.device)

@@ -17,21 +17,31 @@ def d_step(s: TrainState, objective, x: torch.Tensor, c: torch.Tensor | None = N
     # (x: a minibatch of m examples {x(1), ..., x(m)} from the data generating distribution p_data(x).)
     # Update the discriminator by ascending its stochastic gradient:
     #     grad_theta_d 1/m sum_i [log D(x(i)) + log(1 - D(G(z(i))))]
-    loss, stats = objective.d_loss(s.D.net, s.D.input(x), fake, c)
+    x = s.D.input(x)
+    loss, stats = objective.d_loss(s.D.net, x, fake, c)
+    # (+ the gradient penalties the objective carries, if any)
+    penalty, penalty_stats = objective.d_penalty(s.D.local, x, fake, c, s.d_updates)
+    stats |= penalty_stats
+    if penalty is not None:
+        loss = loss + penalty
     s.D.zero_grad()
     loss.backward()
     s.D.step()
+    objective.after_d_update(s.D)
+    s.d_updates += 1
     return stats
 
 
-def g_step(s: TrainState, objective, c: torch.Tensor | None = None) -> dict:
-    """The generator update that ends an iteration, through a frozen D."""
+def g_step(s: TrainState, objective, c: torch.Tensor | None = None, x_real: torch.Tensor | None = None) -> dict:
+    """The generator update that ends an iteration, through a frozen D (`x_real`: the last real minibatch, for
+    games whose G loss compares with real data)."""
     # Sample minibatch of m noise samples {z(1), ..., z(m)} from noise prior p_g(z).
     z = s.G.input(s.noise())
+    x_real = s.D.input(x_real) if objective.g_needs_real else None
     # Update the generator by descending its stochastic gradient:
     #     grad_theta_g 1/m sum_i log(1 - D(G(z(i))))    (or, non-saturating, ascend log D(G(z(i))))
     with s.D.frozen():
-        loss, stats = objective.g_loss(s.D.local, s.G.net(z), c)
+        loss, stats = objective.g_loss(s.D.local, s.G.net(z), c, x_real)
         s.G.zero_grad()
         loss.backward()
         s.G.step()
@@ -42,11 +52,19 @@ def simultaneous_step(s: TrainState, objective, x: torch.Tensor, c: torch.Tensor
     """Both players' gradients from one minibatch and one forward of D, applied together (the paper's
     released code, not Algorithm 1 as printed)."""
     z = s.G.input(s.noise())
-    d_loss, g_loss, stats = objective.joint_losses(s.D.net, s.D.input(x), s.G.net(z), c)
+    x = s.D.input(x)
+    fake = s.G.net(z)
+    d_loss, g_loss, stats = objective.joint_losses(s.D.net, x, fake, c)
+    penalty, penalty_stats = objective.d_penalty(s.D.local, x, fake, c, s.d_updates)
+    stats |= penalty_stats
+    if penalty is not None:
+        d_loss = d_loss + penalty
     s.D.zero_grad()
     s.G.zero_grad()
     torch.autograd.backward(d_loss, inputs=s.D.params, retain_graph=True)
     torch.autograd.backward(g_loss, inputs=s.G.params)
     s.D.step()
     s.G.step()
+    objective.after_d_update(s.D)
+    s.d_updates += 1
     return stats

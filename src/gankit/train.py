@@ -23,7 +23,7 @@ from pathlib import Path
 import torch
 from tqdm.auto import tqdm
 
-from gankit import objectives, rundir
+from gankit import augment, objectives, rundir
 from gankit.config import Config, ConfigError, diff, from_dict, run_keys
 from gankit.data import Batches, Data
 from gankit.device import rank_world, resolve_device
@@ -71,8 +71,9 @@ def _loop(cfg: Config, run: "_Run", stop: "_StopRequest", extra_hooks: list) -> 
             b = batches.first_of(s.step)
             if cfg.update == "alternating":
                 for j in range(cfg.k):  # for k steps: update D on a fresh real minibatch
-                    stats = d_step(s, objective, *batches(b + j))
-                stats |= g_step(s, objective)  # then one step on G
+                    x, c = batches(b + j)
+                    stats = d_step(s, objective, x, c)
+                stats |= g_step(s, objective, x_real=x)  # then one step on G
             else:
                 stats = simultaneous_step(s, objective, *batches(b))
             s.update_ema()
@@ -189,7 +190,9 @@ def _start(cfg: Config, run_dir: Path, resume: bool, force: bool, progress: bool
         elif lock is not None:
             lock.release()
         raise
-    objective = objectives.build(cfg, joint=not has_batchnorm(gan.D))
+    policies = augment.parse(cfg.augment)
+    objective = objectives.build(cfg, joint=not has_batchnorm(gan.D),
+                                 augment=augment.Augment(policies, gan.spec.shape) if policies else None)
     log = Log(run_dir, objective.logged, cfg.log_every, batches.epoch_at, device, world, write=rank == 0)
     hooks = [log, ProgressBar(log, total, s.step, progress and rank == 0)]
     if rank == 0:

@@ -11,6 +11,7 @@ from __future__ import annotations
 from torch import nn
 
 from gankit.errors import CheckpointError
+from gankit.models.layers import Packed
 from gankit.models.conv import DCGANDiscriminator, DCGANGenerator
 from gankit.models.mlp import BNMLPGenerator, MLPDiscriminator, MLPGenerator, TutorialDiscriminator
 from gankit.models.paper import (PaperConvDiscriminator, PaperConvGenerator, PaperDiscriminator, PaperGenerator,
@@ -78,8 +79,19 @@ MODELS: dict[str, Entry] = {
 
 
 def architecture(cfg, data) -> dict:
-    """{"G": {"class", "kwargs"}, "D": {...}} for `cfg.model` on `data` (a Data: some nets read its mean)."""
+    """{"G": {"class", "kwargs"}, "D": {...}} for `cfg.model` on `data` (a Data: some nets read its mean).
+    D records the stabilisers that change its structure: packing (its input widened `pack` times) and
+    spectral normalisation."""
     G, D = MODELS[cfg.model].build(cfg, data)
+    if cfg.pack > 1:
+        kw = dict(D["kwargs"])
+        if "x_dim" in kw:
+            kw["x_dim"] *= cfg.pack
+        else:
+            kw["shape"] = (kw["shape"][0] * cfg.pack, *kw["shape"][1:])
+        D = {**D, "kwargs": kw, "pack": cfg.pack}
+    if cfg.spectral_norm:
+        D = {**D, "spectral_norm": True}
     return {"G": G, "D": D}
 
 
@@ -93,8 +105,24 @@ def construct(arch: dict) -> tuple[nn.Module, nn.Module]:
         kwargs = dict(spec["kwargs"])
         if "shape" in kwargs:
             kwargs["shape"] = tuple(kwargs["shape"])
-        nets.append(NETWORKS[spec["class"]](**kwargs))
+        net = NETWORKS[spec["class"]](**kwargs)
+        if spec.get("spectral_norm"):
+            spectral_normalise(net)
+        if spec.get("pack", 1) > 1:
+            net = Packed(net, int(spec["pack"]))
+        nets.append(net)
     return nets[0], nets[1]
+
+
+def spectral_normalise(net: nn.Module) -> nn.Module:
+    """Every linear and convolutional layer of `net` divided by its largest singular value (one power iteration
+    per forward in training; torch's parametrization)."""
+    from torch.nn.utils.parametrizations import spectral_norm
+
+    for module in list(net.modules()):
+        if isinstance(module, (nn.Linear, nn.Conv2d, nn.ConvTranspose2d)):
+            spectral_norm(module)
+    return net
 
 
 def build_models(cfg, data) -> tuple[nn.Module, nn.Module]:

@@ -65,3 +65,18 @@ class Dropout(nn.Module):
 
     def extra_repr(self) -> str:
         return f"p={self.p}"
+
+
+class Packed(nn.Module):
+    """PacGAN (Lin et al. 2018): D judges `pack` samples at once, concatenated, so a generator that repeats
+    itself is easier to spot. In training a batch of m is judged as m / pack groups of consecutive samples;
+    in eval mode (and for a batch that does not divide) every sample is judged packed with copies of itself."""
+
+    def __init__(self, inner: nn.Module, pack: int):
+        super().__init__()
+        self.inner, self.pack = inner, pack
+
+    def forward(self, x: torch.Tensor, c: torch.Tensor | None = None) -> torch.Tensor:
+        if not self.training or len(x) % self.pack:
+            x = x.repeat_interleave(self.pack, 0)
+        return self.inner(x.reshape(len(x) // self.pack, -1))
