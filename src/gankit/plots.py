@@ -29,11 +29,16 @@ def plot_losses(rows: list[dict], path: str | Path) -> None:
         if key in rows[0]:
             a.plot(steps, [r.get(key, math.nan) for r in rows], label=label)
     a.set_xlabel("step"), a.legend(), a.set_title("losses")
-    for key, label in (("d_real", "mean D(x)"), ("d_fake", "mean D(G(z))")):
+    probability = "d_real" in rows[0]  # the logistic game logs D as a probability; the others, raw outputs
+    pairs = (("d_real", "mean D(x)"), ("d_fake", "mean D(G(z))")) if probability else (
+        ("critic_real", "mean D(x), raw"), ("critic_fake", "mean D(G(z)), raw"))
+    for key, label in pairs:
         if key in rows[0]:
             b.plot(steps, [r.get(key, math.nan) for r in rows], label=label)
-    b.axhline(0.5, color="gray", ls=":", lw=1)
-    b.set_ylim(0, 1), b.set_xlabel("step"), b.legend(), b.set_title("discriminator outputs")
+    if probability:
+        b.axhline(0.5, color="gray", ls=":", lw=1)
+        b.set_ylim(0, 1)
+    b.set_xlabel("step"), b.legend(), b.set_title("discriminator outputs")
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     plt.close(fig)

@@ -1,0 +1,204 @@
+"""The objective family and the stabilisers, each against its definition: losses and gradients at known outputs,
+penalties on critics with known gradients, spectral norms, augmentation; and each option reaching training."""
+
+import math
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from gankit import augment, config as C, objectives
+from gankit.train import fit
+
+TINY = dict(hidden=16, layers=2, batch_size=32, log_every=5, sample_every=10**6, checkpoint_every=10**6)
+r = torch.tensor([0.5, -1.0, 2.0, 0.0])  # D's raw outputs on a real batch
+f = torch.tensor([-0.5, 1.5, 0.25, -2.0])  # and on a generated one
+
+
+def game(name, **kw):
+    return objectives.build(C.from_dict({"objective": name, **kw}))
+
+
+def grads(loss_fn, *xs):
+    xs = [x.clone().requires_grad_(True) for x in xs]
+    loss_fn(*xs)[0].backward()
+    return [x.grad for x in xs]
+
+
+@pytest.mark.parametrize("name,a,b,c", [("least-squares", -1, 1, 0), ("least-squares-01", 0, 1, 1)])
+def test_least_squares(name, a, b, c):
+    g = game(name)
+    assert g.d_loss_from_logits(r, f)[0] == pytest.approx(0.5 * ((r - b) ** 2).mean() + 0.5 * ((f - a) ** 2).mean())
+    assert g.g_loss_from_logits(f)[0] == pytest.approx(0.5 * ((f - c) ** 2).mean())
+    gr, gf = grads(g.d_loss_from_logits, r, f)
+    assert torch.allclose(gr, (r - b) / 4) and torch.allclose(gf, (f - a) / 4)
+
+
+def test_hinge():
+    g = game("hinge")
+    assert g.d_loss_from_logits(r, f)[0] == pytest.approx(((1 - r).clamp(min=0).mean() + (1 + f).clamp(min=0).mean()))
+    gr, gf = grads(g.d_loss_from_logits, r, f)
+    assert torch.equal(gr, -(r < 1).float() / 4) and torch.equal(gf, (f > -1).float() / 4)
+    assert g.g_loss_from_logits(f)[0] == pytest.approx(-f.mean())
+
+
+@pytest.mark.parametrize("name", ["wgan-clip", "wgan-gp"])
+def test_wasserstein(name):
+    g = game(name)
+    loss, stats = g.d_loss_from_logits(r, f)
+    assert loss == pytest.approx(f.mean() - r.mean()) and stats["wasserstein"] == pytest.approx(r.mean() - f.mean())
+    gr, gf = grads(g.d_loss_from_logits, r, f)
+    assert torch.allclose(gr, torch.full((4,), -0.25)) and torch.allclose(gf, torch.full((4,), 0.25))
+
+
+def test_relativistic():
+    g = game("relativistic")
+    want_d = F.softplus(-(r - f.mean())).mean() + F.softplus(f - r.mean()).mean()
+    want_g = F.softplus(-(f - r.mean())).mean() + F.softplus(r - f.mean()).mean()
+    assert g.d_loss_from_logits(r, f)[0] == pytest.approx(want_d)
+    assert g.g_loss_from_logits(f, r)[0] == pytest.approx(want_g)
+    assert g.g_needs_real
+
+
+def test_every_loss_is_finite_for_extreme_outputs():
+    big = torch.tensor([-1e4, 1e4, 0.0])
+    for name in objectives.OBJECTIVES:
+        g = game(name)
+        d = g.d_loss_from_logits(big, -big)[0]
+        gl = g.g_loss_from_logits(big, -big)[0]
+        assert math.isfinite(d) and math.isfinite(gl), name
+
+
+class Linear(torch.nn.Module):
+    """D(x) = w . x + b: its input gradient is w everywhere."""
+
+    def __init__(self, w):
+        super().__init__()
+        self.w = torch.nn.Parameter(torch.tensor(w))
+
+    def forward(self, x, c=None):
+        return x @ self.w + 1.0
+
+
+class Quadratic(torch.nn.Module):
+    """D(x) = 1/2 ||x||^2: its input gradient is x."""
+
+    def forward(self, x, c=None):
+        return 0.5 * (x ** 2).sum(1)
+
+
+def test_gradient_penalty_on_a_linear_critic_is_its_definition():
+    D = Linear([3.0, 4.0])
+    x, y = torch.randn(16, 2), torch.randn(16, 2)
+    assert objectives.gradient_penalty(D, x, y).item() == pytest.approx((5.0 - 1.0) ** 2)  # ||w|| = 5 at every x_hat
+    p = objectives.gradient_penalty(D, x, y)
+    (gw,) = torch.autograd.grad(p, D.w)
+    assert torch.allclose(gw, 2 * (5 - 1) * D.w.detach() / 5)  # d/dw (||w|| - 1)^2
+
+
+def test_r1_is_the_mean_squared_gradient_norm():
+    x = torch.randn(32, 3)
+    assert objectives.gradient_square(Quadratic(), x).item() == pytest.approx((x ** 2).sum(1).mean().item(), rel=1e-6)
+
+
+def test_lazy_r1_is_applied_every_n_updates_scaled_by_n():
+    pen = objectives.Penalties(r1=2.0, every=4)
+    x = torch.randn(8, 3)
+    for i in range(8):
+        total, stats = pen(Quadratic(), x, x, None, i)
+        if i % 4:
+            assert total is None
+        else:
+            assert total.item() == pytest.approx(2.0 / 2 * 4 * (x ** 2).sum(1).mean().item(), rel=1e-6)
+        assert stats["r1"].item() == pytest.approx((x ** 2).sum(1).mean().item(), rel=1e-6)
+
+
+def test_spectral_norm_makes_each_layers_largest_singular_value_one(tmp_path):
+    gan, _ = fit(C.from_dict({**TINY, "steps": 30, "spectral_norm": True}), tmp_path / "r", progress=False)
+    layers = [m for m in gan.D.modules() if isinstance(m, torch.nn.Linear)]
+    assert layers and all(hasattr(m, "parametrizations") for m in layers)
+    for m in layers:
+        assert torch.linalg.matrix_norm(m.weight.detach(), ord=2) == pytest.approx(1.0, abs=0.05)
+
+
+def test_augmentation_is_differentiable_and_the_same_law_for_every_batch():
+    aug = augment.Augment(augment.POLICIES, (1, 8, 8))
+    x = torch.rand(64, 64, requires_grad=True)
+    y = aug(x)
+    assert y.shape == x.shape
+    y.sum().backward()
+    assert x.grad is not None and x.grad.abs().sum() > 0
+    torch.manual_seed(0)
+    a = aug(x.detach())
+    torch.manual_seed(0)
+    assert torch.equal(aug(x.detach()), a)  # one random law, drawn from torch's RNG
+    flat = torch.zeros(4000, 64)
+    shifted = augment.translation(torch.ones(4000, 1, 8, 8))
+    assert 0.6 < shifted.mean() < 0.9  # shifts of up to 1 pixel each way zero-fill a border on average
+    kept = augment.cutout(torch.ones(4000, 1, 8, 8)).mean()
+    assert 0.7 < kept < 0.85  # a 4 x 4 square of 64 pixels, partly outside the image at the edges
+    assert flat.sum() == 0
+
+
+def _params(gan):
+    return [p.detach().clone() for p in gan.D.parameters()]
+
+
+@pytest.mark.parametrize("option", [dict(r1=10.0), dict(r2=10.0), dict(objective="wgan-gp", gp_weight=5.0),
+                                    dict(spectral_norm=True), dict(pack=2)])
+def test_each_stabiliser_changes_training(tmp_path, option):
+    base = dict(**TINY, steps=3, ema=0.0)
+    ref = "wgan-gp" if option.get("objective") == "wgan-gp" else "logistic"
+    a, _ = fit(C.from_dict({**base, "objective": ref}), tmp_path / "a", progress=False)
+    b, _ = fit(C.from_dict({**base, **option}), tmp_path / "b", progress=False)
+    pa, pb = _params(a), _params(b)
+    assert len(pa) != len(pb) or any(p.shape != q.shape or not torch.equal(p, q) for p, q in zip(pa, pb))
+
+
+def test_the_penalties_are_logged(tmp_path):
+    from gankit import rundir
+
+    fit(C.from_dict({**TINY, "steps": 10, "r1": 1.0, "r2": 0.5, "reg_every": 3}), tmp_path / "r", progress=False)
+    row = rundir.read_metrics(tmp_path / "r")[-1]
+    assert row["r1"] > 0 and row["r2"] > 0
+
+
+def test_weight_clipping_keeps_d_in_the_box(tmp_path):
+    gan, _ = fit(C.from_dict({**TINY, "steps": 5, "objective": "wgan-clip", "clip": 0.02, "lr": 0.1}), tmp_path / "r",
+                 progress=False)
+    assert max(p.abs().max().item() for p in gan.D.parameters()) <= 0.02 + 1e-7
+
+
+def test_augmentation_reaches_d(tmp_path):
+    pytest.importorskip("PIL")
+    from gankit.data import Data
+
+    x = torch.rand(64, 64)
+    data = Data("folder:x", (1, 8, 8), "image", (0.0, 1.0), x=x)
+    kw = dict(dataset="folder:x", model="dcgan", hidden=4, z_dim=4, batch_size=16, steps=2, ema=0.0, log_every=1,
+              sample_every=10**6, checkpoint_every=10**6)
+    a, _ = fit(C.from_dict(kw), tmp_path / "a", progress=False, data=data)
+    b, _ = fit(C.from_dict({**kw, "augment": "translation,cutout"}), tmp_path / "b", progress=False, data=data)
+    assert not all(torch.equal(p, q) for p, q in zip(_params(a), _params(b)))
+
+
+@pytest.mark.parametrize("name", list(objectives.OBJECTIVES))
+def test_every_objective_trains_and_resumes_bit_exactly(tmp_path, name):
+    from gankit import checkpoint
+
+    kw = {**TINY, "objective": name, "r1": 0.5, "reg_every": 2, "k": 2, "log_every": 1}
+    fit(C.from_dict({**kw, "steps": 4}), tmp_path / "full", progress=False)
+    fit(C.from_dict({**kw, "steps": 2}), tmp_path / "split", progress=False)
+    fit(C.from_dict({**kw, "steps": 4}), tmp_path / "split", resume=True, progress=False)
+    a = checkpoint.load(tmp_path / "full" / "checkpoints" / "last.pt")
+    b = checkpoint.load(tmp_path / "split" / "checkpoints" / "last.pt")
+    assert all(torch.equal(a["D"][k], b["D"][k]) for k in a["D"]) and a["d_updates"] == b["d_updates"] == 8
+
+
+@pytest.mark.parametrize("bad,fragment", [(dict(pack=3), "'pack'"), (dict(augment="rotate"), "augment"),
+                                          (dict(augment="color"), "for images"), (dict(r1=-1.0), "'r1'"),
+                                          (dict(spectral_norm=True, precision="bf16"), "spectral"),
+                                          (dict(reg_every=0), "reg_every")])
+def test_combinations_that_make_no_sense_are_config_errors(bad, fragment):
+    with pytest.raises(C.ConfigError, match=fragment):
+        C.from_dict({"batch_size": 32, **bad})
