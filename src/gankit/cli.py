@@ -243,6 +243,14 @@ def cmd_theory(args: dict) -> int:
             extra = (f" {r['D_vs_Dstar_mean']:11.4f} {r['D_vs_Dstar_max']:10.4f} {r['log_ratio_mae']:14.4f}"
                      if "D_vs_Dstar_mean" in r else "")
             print(f"{r['pair']:26s} {r['C(G)']:10.6f} {r['-log4+2JSD']:11.6f} {r['identity_error']:9.1e}{extra}")
+        print(f"\n{'pair':26s} {'objective':14s} {'criterion at D*':>16s} {'divergence':>11s} {'|error|':>9s}  (divergence)")
+        for r in rows:
+            for obj in ("least-squares", "hinge", "wasserstein"):
+                if f"{obj}: error" in r:
+                    name = next(k.split(": ", 1)[1] for k in r if k.startswith(f"{obj}: ")
+                                and k not in (f"{obj}: criterion", f"{obj}: error"))
+                    print(f"{r['pair']:26s} {obj:14s} {r[f'{obj}: criterion']:16.6f} {r[f'{obj}: {name}']:11.6f} "
+                          f"{r[f'{obj}: error']:9.1e}  ({name})")
         return 0
     from gankit import failures
 

@@ -180,8 +180,54 @@ def check(train_d: bool = True) -> list[dict]:
             err = discriminator_error(train_discriminator(p, q), p, q)
             row.update({"D_vs_Dstar_mean": err["grid_mean"], "D_vs_Dstar_max": err["grid_max"],
                         "log_ratio_mae": err["log_ratio_mae"]})
+        for ident in objective_identities(p, q):
+            row[f"{ident['objective']}: criterion"] = ident["criterion"]
+            row[f"{ident['objective']}: {ident['divergence_name']}"] = ident["divergence"]
+            row[f"{ident['objective']}: error"] = ident["identity_error"]
         rows.append(row)
     return rows
+
+
+def objective_identities(p_data: GaussianMixture, p_g: GaussianMixture, n: int | None = None) -> list[dict]:
+    """For each objective, its optimal D for this G in closed form and the criterion there against the divergence
+    the objective minimises, both by quadrature:
+
+      least squares (a = -1, b = 1, c = 0): D* = (b p_d + a p_g)/(p_d + p_g) and twice G's criterion
+          2 * 1/2 int (p_d + p_g)(D* - c)^2 = int (p_d - p_g)^2 / (p_d + p_g), the Pearson chi^2 between
+          p_d + p_g and 2 p_g (Mao et al. 2017, Theorem 1: b - c = 1, b - a = 2)
+      hinge: D* = sign(p_d - p_g) and D's value -int [p_d max(0, 1 - D*) + p_g max(0, 1 + D*)] = 2 TV - 2,
+          TV = 1/2 int |p_d - p_g|
+      Wasserstein (1-D): the 1-Lipschitz potential f*' = sign(F_g - F_d) and E_pd f* - E_pg f* = W1 = int |F_d - F_g|
+    """
+    pts, _, axes = _grid(p_data, p_g, n or _grid_size(p_data.dim))
+    pd, pg = np.exp(p_data.log_density(pts)), np.exp(p_g.log_density(pts))
+    total = pd + pg
+    safe = np.where(total > 0, total, 1.0)
+    a, b, c = -1.0, 1.0, 0.0
+    d_ls = np.where(total > 0, (b * pd + a * pg) / safe, 0.0)
+    rows = [{"objective": "least-squares", "optimum": "D* = (b p_d + a p_g)/(p_d + p_g)",
+             "criterion": 2 * 0.5 * _integrate(total * (d_ls - c) ** 2, axes),
+             "divergence": _integrate(np.where(total > 0, (pd - pg) ** 2 / safe, 0.0), axes),
+             "divergence_name": "Pearson chi2(p_d + p_g || 2 p_g)"}]
+    d_h = np.sign(pd - pg)
+    rows.append({"objective": "hinge", "optimum": "D* = sign(p_d - p_g)",
+                 "criterion": -_integrate(pd * np.maximum(0, 1 - d_h) + pg * np.maximum(0, 1 + d_h), axes),
+                 "divergence": 2 * 0.5 * _integrate(np.abs(pd - pg), axes) - 2, "divergence_name": "2 TV - 2"})
+    if p_data.dim == 1:
+        x = axes[0]
+        F_d, F_g = _cumulative(pd, x), _cumulative(pg, x)
+        f_star = _cumulative(np.sign(F_g - F_d), x)
+        rows.append({"objective": "wasserstein", "optimum": "f*' = sign(F_g - F_d), 1-Lipschitz",
+                     "criterion": _integrate(f_star * (pd - pg), axes),
+                     "divergence": _integrate(np.abs(F_d - F_g), axes), "divergence_name": "W1"})
+    for r in rows:
+        r["identity_error"] = abs(r["criterion"] - r["divergence"])
+    return rows
+
+
+def _cumulative(values: np.ndarray, x: np.ndarray) -> np.ndarray:
+    """int_{x_0}^{x} values, by the trapezoid rule, on the grid x."""
+    return np.concatenate([[0.0], np.cumsum(0.5 * (values[1:] + values[:-1]) * np.diff(x))])
 
 
 def figure1(out, run_dir, moments=(0, 150, 600, 4000), seed: int = 0, progress: bool = False) -> list[dict]:
