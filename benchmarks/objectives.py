@@ -1,0 +1,89 @@
+"""The remedy benchmark: each objective and stabiliser on the toy mixtures, several seeds each, modes covered
+and high-quality fraction (2,500 samples, as in benchmarks/toy_modes.py).
+
+    python benchmarks/objectives.py [--seeds 3] [--datasets grid25] [--jobs 2] [--configs NAME,...]
+
+Runs `--jobs` trainings side by side, one torch thread each; prints a Markdown table and writes
+benchmarks/results/objectives.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import tempfile
+import time
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+
+CONFIGS = {  # name: config overrides over the toy defaults
+    "logistic (default)": {},
+    "least-squares": {"objective": "least-squares"},
+    "hinge": {"objective": "hinge"},
+    "wgan-gp": {"objective": "wgan-gp", "k": 5},
+    "wgan-clip": {"objective": "wgan-clip", "k": 5, "lr": 5e-5},
+    "relativistic": {"objective": "relativistic"},
+    "logistic + R1 0.1": {"r1": 0.1},
+    "logistic + spectral norm": {"spectral_norm": True},
+    "logistic + pack 2": {"pack": 2},
+    "hinge + spectral norm": {"objective": "hinge", "spectral_norm": True},
+}
+
+
+def one(job: tuple[str, str, int]) -> dict:
+    name, dataset, seed = job
+    os.environ["OMP_NUM_THREADS"] = "1"
+    import torch
+
+    torch.set_num_threads(1)
+    from gankit import config as config_mod
+    from gankit.train import train
+
+    cfg = config_mod.from_dict({**CONFIGS[name], "dataset": dataset, "seed": seed, "sample_every": 10**9,
+                                "checkpoint_every": 10**9})
+    with tempfile.TemporaryDirectory() as tmp:
+        t = time.perf_counter()
+        try:
+            summary = train(cfg, Path(tmp) / "run", progress=False)
+        except Exception as e:  # noqa: BLE001 - a diverged configuration is a result too
+            return {"config": name, "dataset": dataset, "seed": seed, "error": str(e)[:120]}
+        secs = time.perf_counter() - t
+    mm = summary["modes"]
+    return {"config": name, "dataset": dataset, "seed": seed, "modes": mm["modes_covered"], "n_modes": mm["n_modes"],
+            "hq": mm["high_quality_fraction"], "seconds": secs}
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser()
+    p.add_argument("--seeds", type=int, default=3)
+    p.add_argument("--datasets", default="grid25")
+    p.add_argument("--jobs", type=int, default=2)
+    p.add_argument("--configs", default=",".join(CONFIGS))
+    args = p.parse_args(argv)
+    names = [n for n in CONFIGS if n in args.configs.split(",")]
+    jobs = [(n, d, s) for d in args.datasets.split(",") for n in names for s in range(args.seeds)]
+    with ProcessPoolExecutor(args.jobs) as pool:
+        results = list(pool.map(one, jobs))
+    print("| dataset | configuration | modes per seed | mean modes | mean high-quality | seeds with all modes and >= 90 % HQ |")
+    print("|---|---|---|---|---|---|")
+    for d in args.datasets.split(","):
+        for n in names:
+            rows = [r for r in results if r["config"] == n and r["dataset"] == d]
+            ok = [r for r in rows if "modes" in r]
+            if not ok:
+                print(f"| {d} | {n} | diverged | | | 0/{len(rows)} |")
+                continue
+            full = sum(r["modes"] == r["n_modes"] and r["hq"] >= 0.9 for r in ok)
+            per_seed = " ".join(str(r["modes"]) if "modes" in r else "x" for r in rows)
+            print(f"| {d} | {n} | {per_seed} | {sum(r['modes'] for r in ok) / len(ok):.1f} / {ok[0]['n_modes']} | "
+                  f"{100 * sum(r['hq'] for r in ok) / len(ok):.1f} % | {full}/{len(rows)} |", flush=True)
+    out = Path(__file__).parent / "results"
+    out.mkdir(exist_ok=True)
+    (out / "objectives.json").write_text(json.dumps(results, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
