@@ -21,5 +21,8 @@ def test_runs_end_at_their_recorded_fingerprints(name):
     if "fashion" in name and not FASHION_DIR.is_dir():
         pytest.skip("Fashion-MNIST not installed (apt-get install dataset-fashion-mnist)")
     got, want = fingerprint(name), RECORDED["cases"][name]
-    assert got["rows"] == want["rows"]
+    # rows may have gained columns since (the toys' tracked divergences); the recorded ones do not move
+    assert [{k: r[k] for k in w} for r, w in zip(got["rows"], want["rows"])] == want["rows"]
+    assert len(got["rows"]) == len(want["rows"])
+    assert {k for r in got["rows"] for k in r} - {k for r in want["rows"] for k in r} <= {"jsd", "w1"}
     assert got["weights"] == want["weights"]

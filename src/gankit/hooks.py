@@ -41,9 +41,10 @@ class Log(Hook):
     no host synchronisation between log steps."""
 
     def __init__(self, run_dir: Path, names: tuple[str, ...], every: int, epoch_at, device, world: int = 1,
-                 write: bool = True):
+                 write: bool = True, extras=None):
         self.run_dir, self.names, self.every, self.epoch_at = run_dir, names, every, epoch_at
         self.world, self.write = world, write
+        self.extras = extras  # a callable giving more values for each written row (e.g. divergences)
         self.acc = torch.zeros(len(names), device=device)
         self.n, self.row = 0, {}
 
@@ -59,6 +60,8 @@ class Log(Hook):
         values = dict(zip(self.names, (self.acc / self.n).tolist()))
         check_finite(s.step, values)
         self.row = {"step": s.step, **values, "epoch": self.epoch_at(s.step), "seconds": round(s.clock(), 3)}
+        if self.write and self.extras is not None:
+            self.row.update(self.extras())
         if self.write:
             rundir.append_metrics(self.run_dir, self.row)
         self.acc.zero_()

@@ -24,7 +24,14 @@ def plot_losses(rows: list[dict], path: str | Path) -> None:
     if not rows:
         return
     steps = [r["step"] for r in rows]
-    fig, (a, b) = plt.subplots(1, 2, figsize=(10, 3.5))
+    tracked = "jsd" in rows[0]
+    fig, axes = plt.subplots(1, 3 if tracked else 2, figsize=(15 if tracked else 10, 3.5))
+    a, b = axes[0], axes[1]
+    if tracked:  # the toys' divergences to the known p_data
+        axes[2].plot(steps, [r.get("jsd", math.nan) for r in rows], label="JSD (nats, smoothed)")
+        axes[2].plot(steps, [r.get("w1", math.nan) for r in rows], label="W1 (samples)")
+        axes[2].axhline(math.log(2), color="gray", ls=":", lw=1)
+        axes[2].set_xlabel("step"), axes[2].legend(), axes[2].set_title("divergence to p_data")
     for key, label in (("d_loss", "D loss"), ("g_loss", "G loss")):
         if key in rows[0]:
             a.plot(steps, [r.get(key, math.nan) for r in rows], label=label)

@@ -193,7 +193,9 @@ def _start(cfg: Config, run_dir: Path, resume: bool, force: bool, progress: bool
     policies = augment.parse(cfg.augment)
     objective = objectives.build(cfg, joint=not has_batchnorm(gan.D),
                                  augment=augment.Augment(policies, gan.spec.shape) if policies else None)
-    log = Log(run_dir, objective.logged, cfg.log_every, batches.epoch_at, device, world, write=rank == 0)
+    log = Log(run_dir, objective.logged, cfg.log_every, batches.epoch_at, device, world, write=rank == 0,
+              extras=_divergences(gan, cfg, device) if rank == 0 and gan.spec.kind == "toy" and gan.spec.dim == 2
+              else None)
     hooks = [log, ProgressBar(log, total, s.step, progress and rank == 0)]
     if rank == 0:
         z_fixed = fixed_noise(cfg, 2500 if data.kind == "toy" else N_FIXED, device)
@@ -215,6 +217,15 @@ def _check_resumable(run_dir: Path, saved: dict, cfg: Config, force: bool) -> No
     if differing and not force:
         raise rundir.RunDirError(f"cannot resume {run_dir}: config differs in {', '.join(differing)} "
                                  f"(use --force to resume anyway)")
+
+
+def _divergences(gan: GAN, cfg: Config, device: torch.device):
+    """JSD and W1 between p_data and the samples of 500 fixed z (own generator: training is not disturbed)."""
+    from gankit.metrics.divergence import Divergences
+
+    track = Divergences(gan.spec.modes, gan.spec.mode_std, seed=cfg.seed)
+    z = sample_noise(500, cfg.z_dim, cfg.noise, "cpu", torch.Generator().manual_seed(cfg.seed + 15485863)).to(device)
+    return lambda: {k: round(v, 6) for k, v in track(gan.sample(len(z), z)).items()}
 
 
 def fixed_noise(cfg: Config, n: int, device: torch.device) -> torch.Tensor:
