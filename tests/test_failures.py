@@ -69,3 +69,16 @@ def test_helvetica_scenario_collapses(tmp_path):
     rows = failures.run_helvetica(tmp_path / "h.png", tmp_path / "run", base_steps=3000, g_steps=1000,
                                   progress=False)
     assert rows[0]["modes_covered"] >= 7 and rows[-1]["modes_covered"] <= rows[0]["modes_covered"] // 2
+
+
+def test_disjoint_supports_starve_the_minimax_gradient_but_not_the_wasserstein_one():
+    """Arjovsky & Bottou (2017): as D nears its optimum on disjoint supports, JSD sits at log 2 and the minimax
+    gradient vanishes; a WGAN-GP critic keeps sending G a gradient of order one."""
+    import math
+
+    from gankit.failures import disjoint_gradients
+
+    start, trained = disjoint_gradients(budgets=(0, 300))
+    assert trained["jsd_lower_bound"] > math.log(2) - 0.01
+    assert trained["|grad| minimax"] < 1e-5 < start["|grad| minimax"]
+    assert trained["|grad| wasserstein"] > 0.3

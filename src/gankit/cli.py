@@ -266,11 +266,16 @@ def cmd_theory(args: dict) -> int:
         lines = [f"{r['pair']:26s} mean |D - D*| {r['grid_mean']:.4f}, max {r['grid_max']:.4f}; MAE of log ratio "
                  f"{r['log_ratio_mae']:.4f}" for r in result]
     elif args["what"] == "vanishing":
-        result = failures.run_vanishing(out, args["dataset"], seed=args["seed"])
+        result, disjoint = failures.run_vanishing(out, args["dataset"], seed=args["seed"])
         lines = [f"{'step':>4s} {'|grad| minimax':>15s} {'D(G(z))':>8s} {'|grad| non-sat.':>16s} {'D(G(z))':>8s}"]
         lines += [f"{r['step']:4d} {r['minimax: |grad| minimax']:15.4g} {r['minimax: D(G(z))']:8.4f} "
                   f"{r['nonsaturating: |grad| nonsaturating']:16.4g} {r['nonsaturating: D(G(z))']:8.4f}"
                   for r in result if r["step"] in (0, 1, 2, 5, 10, 20, 30, 40, 59)]
+        lines += ["", "disjoint supports (Arjovsky & Bottou 2017): p_data = N(0, 0.05^2), G(z) = 3 + 0.05 z",
+                  f"{'D steps':>7s} {'JSD >=':>7s} {'|grad| minimax':>15s} {'|grad| non-sat.':>16s} {'|grad| WGAN-GP':>15s}"]
+        lines += [f"{r['d_steps']:7d} {r['jsd_lower_bound']:7.4f} {r['|grad| minimax']:15.4g} "
+                  f"{r['|grad| nonsaturating']:16.4g} {r['|grad| wasserstein']:15.4g}" for r in disjoint]
+        result = {"g_steps": result, "disjoint": disjoint}
     elif args["what"] == "helvetica":
         result = failures.run_helvetica(out, run_dir, args["dataset"], seed=args["seed"], progress=progress)
         lines = [f"G step {r['step']:5d} (D frozen): modes covered {r['modes_covered']:2d}, high quality "

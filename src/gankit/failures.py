@@ -11,7 +11,7 @@ import math
 import numpy as np
 import torch
 
-from gankit import objectives
+from gankit import losses, objectives
 from gankit.data import Batches
 from gankit.gan import GAN, eval_mode
 from gankit.metrics.collapse import diversity
@@ -163,8 +163,9 @@ def run_vanishing(out, dataset: str = "ring8", d_steps: int = 200, g_steps: int 
     from gankit.plots import plot_vanishing
 
     rows = vanishing_gradients(_base_gan(dataset, 0, seed, None, False), d_steps, g_steps, seed=seed, lr=lr)
-    plot_vanishing(rows, out)
-    return rows
+    disjoint = disjoint_gradients(seed=seed)
+    plot_vanishing(rows, out, disjoint)
+    return rows, disjoint
 
 
 def run_helvetica(out, run_dir, dataset: str = "ring8", base_steps: int = 3000, g_steps: int = 1000,
@@ -196,3 +197,50 @@ def run_rejection(out, run_dir, dataset: str = "ring8", base_steps: int = 6000, 
              "after rejection sampling": mode_metrics(kept.cpu(), gan.spec.modes, gan.spec.mode_std)}
     plot_rejection(plain.numpy(), kept.cpu().numpy(), gan.spec.modes.numpy(), out, stats)
     return {**stats, **info}
+
+
+def disjoint_gradients(budgets=(0, 10, 30, 100, 300, 1000, 3000), theta: float = 3.0, width: float = 0.05,
+                       batch: int = 256, seed: int = 0) -> list[dict]:
+    """Arjovsky & Bottou (2017): p_data = N(0, w^2) and G(z) = theta + w z, supports practically disjoint.
+    A logistic D and a WGAN-GP critic are each trained by the inner loop (Adam, G fixed); after each budget of
+    D steps, the gradient that reaches G's parameter theta from the minimax, the non-saturating and the
+    Wasserstein G losses, and the JSD lower bound the logistic D certifies, (V(D, G) + log 4) / 2."""
+    from gankit.models.mlp import MLPDiscriminator
+
+    torch.manual_seed(seed)
+    g = torch.Generator().manual_seed(seed)
+    nets = {"logistic": MLPDiscriminator(1, 64, 2), "wgan-gp": MLPDiscriminator(1, 64, 2)}
+    games = {"logistic": objectives.Logistic(joint=False), "wgan-gp": objectives.Wasserstein(joint=False)}
+    opts = {k: torch.optim.Adam(d.parameters(), lr=1e-3, betas=(0.5, 0.9)) for k, d in nets.items()}
+    th = torch.tensor(theta, requires_grad=True)
+
+    def draw():
+        x = width * torch.randn(batch, 1, generator=g)
+        return x, (theta + width * torch.randn(batch, 1, generator=g))
+
+    def g_grad(D, loss_fn) -> float:
+        fake = th + width * torch.randn(4096, 1, generator=torch.Generator().manual_seed(seed + 1))
+        (grad,) = torch.autograd.grad(loss_fn(D(fake)), th)
+        return abs(float(grad))
+
+    rows, done = [], 0
+    for budget in budgets:
+        for _ in range(budget - done):
+            for name, D in nets.items():
+                x, fake = draw()
+                loss, _ = games[name].d_loss(D, x, fake)
+                if name == "wgan-gp":
+                    loss = loss + 10.0 * objectives.gradient_penalty(D, x, fake)
+                opts[name].zero_grad(set_to_none=True)
+                loss.backward()
+                opts[name].step()
+        done = budget
+        D = nets["logistic"]
+        with torch.no_grad():
+            x, fake = draw()
+            value = float(-losses.discriminator_loss(D(x), D(fake)))
+        rows.append({"d_steps": budget, "jsd_lower_bound": max(0.0, (value + math.log(4)) / 2),
+                     "|grad| minimax": g_grad(D, losses.generator_loss_minimax),
+                     "|grad| nonsaturating": g_grad(D, losses.generator_loss_nonsaturating),
+                     "|grad| wasserstein": g_grad(nets["wgan-gp"], lambda c: -c.mean())})
+    return rows

@@ -105,10 +105,19 @@ def plot_samples(samples: torch.Tensor, data, d_fn: DFn | None, path: str | Path
         plot_toy2d(samples.cpu().numpy(), data.modes.numpy(), d_fn, path, title)
 
 
-def plot_vanishing(rows: list[dict], path: str | Path) -> None:
-    """Generator gradient norm and mean D(G(z)) over G steps, for G trained with each loss."""
+def plot_vanishing(rows: list[dict], path: str | Path, disjoint: list[dict] | None = None) -> None:
+    """Generator gradient norm and mean D(G(z)) over G steps, for G trained with each loss; with `disjoint`,
+    the gradient reaching G from each loss as D nears its optimum on disjoint supports."""
     steps = [r["step"] for r in rows]
-    fig, (a, b) = plt.subplots(1, 2, figsize=(10, 3.6))
+    fig, axes = plt.subplots(1, 3 if disjoint else 2, figsize=(15 if disjoint else 10, 3.6))
+    a, b = axes[0], axes[1]
+    if disjoint:
+        c = axes[2]
+        x = [max(r["d_steps"], 1) for r in disjoint]
+        for key, style in (("|grad| minimax", "r-o"), ("|grad| nonsaturating", "b-o"), ("|grad| wasserstein", "g-o")):
+            c.loglog(x, [max(r[key], 1e-12) for r in disjoint], style, label=key.split()[1])
+        c.set_xlabel("D steps with G fixed (0 plotted at 1)"), c.set_ylabel("|dL_G / d theta|"), c.legend()
+        c.set_title("disjoint supports: D near its optimum")
     for loss, style in (("minimax", "r-"), ("nonsaturating", "b-")):
         a.semilogy(steps, [r[f"{loss}: |grad| {loss}"] for r in rows], style, label=f"{loss} loss")
         b.plot(steps, [r[f"{loss}: D(G(z))"] for r in rows], style, label=f"G trained with {loss}")
