@@ -64,8 +64,13 @@ def main(argv=None) -> int:
     args = p.parse_args(argv)
     names = [n for n in CONFIGS if n in args.configs.split(",")]
     jobs = [(n, d, s) for d in args.datasets.split(",") for n in names for s in range(args.seeds)]
+    results = []
     with ProcessPoolExecutor(args.jobs) as pool:
-        results = list(pool.map(one, jobs))
+        for r in pool.map(one, jobs):  # each run as it ends, so a long grid shows its progress
+            results.append(r)
+            print(f"{r['dataset']} {r['config']} seed {r['seed']}: "
+                  + (f"{r['modes']}/{r['n_modes']} modes, {r['hq']:.1%} HQ, {r['seconds']:.0f} s" if "modes" in r
+                     else r["error"]), file=sys.stderr, flush=True)
     print("| dataset | configuration | modes per seed | mean modes | mean high-quality | seeds with all modes and >= 90 % HQ |")
     print("|---|---|---|---|---|---|")
     for d in args.datasets.split(","):
