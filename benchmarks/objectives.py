@@ -10,13 +10,14 @@ benchmarks/results/objectives.json.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 import tempfile
 import time
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
+
+from _save import save_results
 
 CONFIGS = {  # name: config overrides over the toy defaults
     "logistic (default)": {},
@@ -84,9 +85,7 @@ def main(argv=None) -> int:
             per_seed = " ".join(str(r["modes"]) if "modes" in r else "x" for r in rows)
             print(f"| {d} | {n} | {per_seed} | {sum(r['modes'] for r in ok) / len(ok):.1f} / {ok[0]['n_modes']} | "
                   f"{100 * sum(r['hq'] for r in ok) / len(ok):.1f} % | {full}/{len(rows)} |", flush=True)
-    out = Path(__file__).parent / "results"
-    out.mkdir(exist_ok=True)
-    (out / "objectives.json").write_text(json.dumps(results, indent=2))
+    save_results("objectives", results)
     return 0
 
 

@@ -9,9 +9,10 @@ benchmarks/results/sample_quality.json.
 
 from __future__ import annotations
 
-import json
 import sys
 from pathlib import Path
+
+from _save import save_results
 
 from gankit import rundir
 from gankit.evaluate import run_metric
@@ -35,9 +36,7 @@ def main(argv=None) -> int:
               f"{r['classes']['classes_covered']}/10 | {r['classes']['kl_to_test']:.3f} | {r['fd']['value']:.1f} | "
               f"{r['kid']['mean']:.2f} ± {r['kid']['std']:.2f} | {r['pr']['precision']:.3f} | {r['pr']['recall']:.3f} |",
               flush=True)
-    out = Path(__file__).parent / "results"
-    out.mkdir(exist_ok=True)
-    (out / "sample_quality.json").write_text(json.dumps(rows, indent=2))
+    save_results("sample_quality", rows)
     return 0
 
 

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import argparse
 import ast
-import json
 import sys
 import tempfile
 import time
@@ -19,6 +18,7 @@ from pathlib import Path
 
 import torch
 
+from _save import save_results
 from gankit import config as config_mod
 from gankit.train import train
 
@@ -62,9 +62,7 @@ def main(argv=None) -> int:
               f"mean high-quality {sum(r['hq'] for r in rows) / len(rows):.3f}, "
               f"seeds meeting target (>= {need} modes and >= 80% HQ): {ok}/{len(rows)}", flush=True)
         results[name] = rows
-    out = Path(__file__).parent / "results"
-    out.mkdir(exist_ok=True)
-    (out / f"toy_modes_{'_'.join(args.datasets.split(','))}.json").write_text(json.dumps({"overrides": overrides, "results": results}, indent=2))
+    save_results(f"toy_modes_{'_'.join(args.datasets.split(','))}", {"overrides": overrides, "results": results})
     return 0
 
 
