@@ -1,7 +1,6 @@
 """No run lost, no result silently wrong: the run directory as a transaction, one writer, files validated on
 read, stops that every process obeys, and every failure said in one line."""
 
-import json
 import os
 import shutil
 import signal

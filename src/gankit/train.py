@@ -28,7 +28,6 @@ from gankit.config import Config, ConfigError, diff, from_dict, run_keys
 from gankit.data import Batches, Data
 from gankit.device import rank_world, resolve_device
 from gankit.errors import CheckpointError, GankitError, NonFiniteError
-from gankit.rundir import RunDirError
 from gankit.gan import GAN, build, check_finite_weights, header, one_line, read
 from gankit.hooks import Checkpoints, Log, Pictures, ProgressBar, Summary
 from gankit.metrics.collapse import CollapseMonitor
