@@ -55,3 +55,26 @@ def test_two_processes_match_each_other_and_one_process_on_the_combined_batch(tm
     assert r0["d_loss"] == pytest.approx(summary["d_loss"], rel=rtol)
     # only rank 0 wrote the run directory, and it is complete
     assert (tmp_path / "ddp" / "checkpoints" / "last.pt").is_file() and (tmp_path / "ddp" / "summary.json").is_file()
+
+
+def _penalty_worker(rank, world, port, run_dir, out_dir):
+    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
+    torch.set_num_threads(1)
+    dist.init_process_group("gloo", rank=rank, world_size=world)
+    try:
+        gan, _ = fit(C.from_dict({**BASE, "batch_size": 16, "objective": "wgan-gp", "r1": 1.0, "k": 2}), run_dir,
+                     progress=False)
+        torch.save(gan.D.state_dict(), os.path.join(out_dir, f"pen{rank}.pt"))
+        del gan
+    finally:
+        gc.collect()
+        dist.destroy_process_group()
+
+
+def test_gradient_penalties_under_ddp_keep_the_replicas_identical(tmp_path):
+    """WGAN-GP's and R1's gradients (double backward through the plain module) reach DDP's all-reduce: were a
+    rank's penalty gradient left out, each replica would follow its own shard's penalty and drift apart."""
+    mp.spawn(_penalty_worker, args=(2, _free_port(), str(tmp_path / "ddp"), str(tmp_path)), nprocs=2, join=True)
+    a = torch.load(tmp_path / "pen0.pt", weights_only=True)
+    b = torch.load(tmp_path / "pen1.pt", weights_only=True)
+    assert all(torch.equal(a[k], b[k]) for k in a)
