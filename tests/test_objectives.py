@@ -145,7 +145,7 @@ def _params(gan):
 
 
 @pytest.mark.parametrize("option", [dict(r1=10.0), dict(r2=10.0), dict(objective="wgan-gp", gp_weight=5.0),
-                                    dict(spectral_norm=True), dict(pack=2)])
+                                    dict(spectral_norm=True), dict(pack=2), dict(minibatch_std=True)])
 def test_each_stabiliser_changes_training(tmp_path, option):
     base = dict(**TINY, steps=3, ema=0.0)
     ref = "wgan-gp" if option.get("objective") == "wgan-gp" else "logistic"
@@ -202,3 +202,20 @@ def test_every_objective_trains_and_resumes_bit_exactly(tmp_path, name):
 def test_combinations_that_make_no_sense_are_config_errors(bad, fragment):
     with pytest.raises(C.ConfigError, match=fragment):
         C.from_dict({"batch_size": 32, **bad})
+
+
+def test_the_minibatch_std_feature_is_its_definition_and_makes_d_batch_dependent():
+    from gankit.models import has_batchnorm
+    from gankit.models.layers import MinibatchStd
+
+    class Echo(torch.nn.Module):
+        def forward(self, x, c=None):
+            return x
+
+    x = torch.randn(16, 3)
+    out = MinibatchStd(Echo())(x)
+    assert torch.equal(out[:, :3], x)
+    assert torch.allclose(out[:, 3], x.std(0, unbiased=False).mean().expand(16))
+    img = MinibatchStd(Echo(), extra=4)(torch.randn(8, 8))  # one more 2 x 2 channel
+    assert img.shape == (8, 12) and torch.all(img[:, 8:] == img[0, 8])
+    assert has_batchnorm(MinibatchStd(Echo()))  # so real and generated batches go through D apart

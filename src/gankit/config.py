@@ -82,6 +82,7 @@ class Config:
     reg_every: int = _f(1, "apply R1/R2 every N D updates, scaled by N (lazy regularisation)")
     spectral_norm: bool = _f(False, "spectral normalisation of every layer of D (Miyato et al. 2018)")
     pack: int = _f(1, "PacGAN: D judges N samples at once (Lin et al. 2018; 1 = off)")
+    minibatch_std: bool = _f(False, "append the batch's standard deviation to D's input (after Karras et al. 2018)")
     augment: str = _f("", "differentiable augmentation of D's inputs: any of translation,cutout,color (images)")
     # execution
     seed: int = _f(0, "random seed")

@@ -11,7 +11,7 @@ from __future__ import annotations
 from torch import nn
 
 from gankit.errors import CheckpointError
-from gankit.models.layers import Packed
+from gankit.models.layers import MinibatchStd, Packed
 from gankit.models.conv import DCGANDiscriminator, DCGANGenerator
 from gankit.models.mlp import BNMLPGenerator, MLPDiscriminator, MLPGenerator, TutorialDiscriminator
 from gankit.models.paper import (PaperConvDiscriminator, PaperConvGenerator, PaperDiscriminator, PaperGenerator,
@@ -90,6 +90,15 @@ def architecture(cfg, data) -> dict:
         else:
             kw["shape"] = (kw["shape"][0] * cfg.pack, *kw["shape"][1:])
         D = {**D, "kwargs": kw, "pack": cfg.pack}
+    if cfg.minibatch_std:
+        kw = dict(D["kwargs"])
+        if "x_dim" in kw:
+            kw["x_dim"] += 1
+            extra = 1
+        else:
+            kw["shape"] = (kw["shape"][0] + 1, *kw["shape"][1:])
+            extra = kw["shape"][1] * kw["shape"][2]
+        D = {**D, "kwargs": kw, "minibatch_std": extra}
     if cfg.spectral_norm:
         D = {**D, "spectral_norm": True}
     return {"G": G, "D": D}
@@ -108,6 +117,8 @@ def construct(arch: dict) -> tuple[nn.Module, nn.Module]:
         net = NETWORKS[spec["class"]](**kwargs)
         if spec.get("spectral_norm"):
             spectral_normalise(net)
+        if spec.get("minibatch_std"):
+            net = MinibatchStd(net, int(spec["minibatch_std"]))
         if spec.get("pack", 1) > 1:
             net = Packed(net, int(spec["pack"]))
         nets.append(net)
@@ -131,5 +142,6 @@ def build_models(cfg, data) -> tuple[nn.Module, nn.Module]:
 
 
 def has_batchnorm(module: nn.Module) -> bool:
-    """Whether a model's output for one sample depends on the rest of its batch."""
-    return any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in module.modules())
+    """Whether a model's output for one sample depends on the rest of its batch (BatchNorm, or a minibatch
+    standard-deviation feature): then real and generated batches must go through it apart."""
+    return any(isinstance(m, (nn.modules.batchnorm._BatchNorm, MinibatchStd)) for m in module.modules())

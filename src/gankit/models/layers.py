@@ -80,3 +80,17 @@ class Packed(nn.Module):
         if not self.training or len(x) % self.pack:
             x = x.repeat_interleave(self.pack, 0)
         return self.inner(x.reshape(len(x) // self.pack, -1))
+
+
+class MinibatchStd(nn.Module):
+    """A minibatch standard-deviation feature (after Karras et al. 2018, here on D's input): the standard
+    deviation of each input feature over the batch, averaged to one number, is appended to every sample
+    (as one more value, or one more constant channel of `extra` pixels), so D can see a batch lacking variety."""
+
+    def __init__(self, inner: nn.Module, extra: int = 1):
+        super().__init__()
+        self.inner, self.extra = inner, extra
+
+    def forward(self, x: torch.Tensor, c: torch.Tensor | None = None) -> torch.Tensor:
+        s = x.float().std(0, unbiased=False).mean().to(x.dtype) if len(x) > 1 else x.new_zeros(())
+        return self.inner(torch.cat([x, s.expand(len(x), self.extra)], 1), c)
