@@ -64,3 +64,15 @@ def test_tracked_jsd_and_w1_against_closed_forms():
     assert track(sample_mixture(modes[:1], std, 500, g))["jsd"] == pytest.approx(one, abs=0.02)
     far = track(torch.zeros(500, 2) + torch.tensor([100.0, 0.0]))
     assert far["jsd"] == pytest.approx(math.log(2)) and far["w1"] == pytest.approx(100.0, rel=0.03)
+
+
+def test_the_toys_log_their_divergences_at_every_row(tmp_path):
+    import math
+
+    from gankit import config as C, rundir
+    from gankit.train import fit
+
+    fit(C.from_dict({"hidden": 16, "layers": 2, "steps": 10, "log_every": 5, "sample_every": 10**6}), tmp_path / "r",
+        progress=False)
+    rows = rundir.read_metrics(tmp_path / "r")
+    assert len(rows) == 2 and all(0 <= r["jsd"] <= math.log(2) and r["w1"] > 0 for r in rows)
