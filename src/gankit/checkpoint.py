@@ -8,7 +8,7 @@ from pathlib import Path
 
 import torch
 
-from gankit.errors import CheckpointError, on_disk
+from gankit.errors import CheckpointError, first_line, on_disk
 
 
 def atomic_write_bytes(path: str | Path, data: bytes) -> None:
@@ -60,5 +60,4 @@ def load(path: str | Path, map_location: str | torch.device = "cpu") -> dict:
     try:
         return torch.load(path, map_location=map_location, weights_only=True)
     except Exception as e:  # noqa: BLE001 - any unpickling failure is a corrupt file to the user
-        reason = (str(e).strip().splitlines() or [type(e).__name__])[0][:200]
-        raise CheckpointError(f"checkpoint {path} is corrupt or not a gankit checkpoint: {reason}") from None
+        raise CheckpointError(f"checkpoint {path} is corrupt or not a gankit checkpoint: {first_line(e)}") from None

@@ -43,3 +43,8 @@ def on_disk(doing: str, path):
         raise
     except OSError as e:
         raise DiskError(f"cannot {doing} {path}: {e.strerror or e}") from None
+
+
+def first_line(e: BaseException, limit: int = 200) -> str:
+    """An exception's message cut to its first line (or its type's name when it has none), for one-line errors."""
+    return (str(e).strip().splitlines() or [type(e).__name__])[0][:limit]

@@ -13,7 +13,7 @@ from gankit import checkpoint
 from gankit.config import Config, from_dict
 from gankit.data import Data, DataSpec, load_dataset
 from gankit.device import resolve_device
-from gankit.errors import CheckpointError, GankitError
+from gankit.errors import CheckpointError, GankitError, first_line
 from gankit.models import architecture, construct
 from gankit.noise import sample_noise
 
@@ -99,7 +99,7 @@ def check_finite_weights(path, *modules) -> None:
 
 def one_line(e: BaseException) -> str:
     """An exception's message as one short line."""
-    return f"{type(e).__name__}: {(str(e).strip().splitlines() or [''])[0][:200]}"
+    return f"{type(e).__name__}: {first_line(e)}"
 
 
 def read(path: str | Path, device: torch.device | str = "cpu") -> dict:

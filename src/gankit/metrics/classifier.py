@@ -20,7 +20,7 @@ from torch.nn import functional as F
 from tqdm.auto import tqdm
 
 from gankit.checkpoint import atomic_write_bytes
-from gankit.errors import CheckpointError
+from gankit.errors import CheckpointError, first_line
 from gankit.data.mnist import cache_dir
 
 VERSION = 2  # bump when the architecture or the training recipe changes
@@ -103,8 +103,7 @@ def get_classifier(dataset: str, data_dir: str | None = None, progress: bool = T
             model.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
             digest_ok = _weights_digest(model) == meta["sha256"]
         except Exception as e:  # noqa: BLE001 - any failure: the cached files are unusable
-            reason = (str(e).strip().splitlines() or [type(e).__name__])[0][:100]
-            raise CheckpointError(f"{path}: cached classifier is corrupt ({reason}); delete {path} and {meta_path.name} "
+            raise CheckpointError(f"{path}: cached classifier is corrupt ({first_line(e, 100)}); delete {path} and {meta_path.name} "
                                   f"to retrain") from None
         if not digest_ok:
             raise CheckpointError(f"{path}: classifier weights do not match their checksum; delete the file to retrain")
