@@ -63,6 +63,10 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("--dataset", default="mnist", choices=list(IMAGES), help="an MNIST-family dataset")
     r.add_argument("--run", help="a finished run of the paper preset (default: train one now)")
     r.add_argument("--epochs", type=float, default=None, help="epochs when training (default: the preset's)")
+    r.add_argument("--preset", default=None, help="preset to train when no --run is given (default paper-DATASET; "
+                   "e.g. paper-mnist-code)")
+    r.add_argument("--checkpoint", default="last", choices=["last", "best"],
+                   help="the run's last checkpoint, or its best by the validation monitor (checkpoints/best.pt)")
     r.add_argument("--n-samples", type=int, default=10_000)
     r.add_argument("--kmeans-k", type=int, default=10_000)
     r.add_argument("--data-dir", default=None)
@@ -210,7 +214,8 @@ def cmd_reproduce(args: dict) -> int:
         _in_range(args, key, lo, hi)
     run = args["run"]
     if run is None:
-        values = {**config_mod.preset(f"paper-{args['dataset']}"), "data_dir": args["data_dir"]}
+        name = args["preset"] or f"paper-{args['dataset']}"
+        values = {**config_mod.preset(name), "dataset": args["dataset"], "data_dir": args["data_dir"]}
         if args["epochs"] is not None:
             values["epochs"] = args["epochs"]
         cfg = config_mod.settle(values)
@@ -219,7 +224,7 @@ def cmd_reproduce(args: dict) -> int:
         print(f"gankit: training the paper preset into {run}", file=sys.stderr)
         train(cfg, run, progress=not args["no_progress"])
     rows = table1(args["dataset"], run, args["out"], n_samples=args["n_samples"], kmeans_k=args["kmeans_k"],
-                  data_dir=args["data_dir"], progress=not args["no_progress"])
+                  data_dir=args["data_dir"], progress=not args["no_progress"], checkpoint=args["checkpoint"])
     for name, r in rows.items():
         print(f"{name:40s} {r['mean']:8.1f} ± {r['stderr']:.1f}  (sigma {r['sigma']:.3f})")
     print(f"gankit: wrote {Path(args['out'] or run) / 'table1.md'}", file=sys.stderr)

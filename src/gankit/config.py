@@ -17,12 +17,14 @@ from pathlib import Path
 from gankit.data.registry import DATASETS, dataset_entry
 from gankit.errors import ConfigError, DataError, on_disk
 from gankit.models import MODELS
+from gankit.monitor import MONITORS
 from gankit.objectives import G_LOSSES, OBJECTIVES
 from gankit.registry import help_text
 
 UPDATES = ("alternating", "simultaneous")
 OPTIMIZERS = ("adam", "sgd")
 NOISES = ("normal", "uniform")
+SGD_FORMS = ("torch", "pylearn2")
 DEVICES = ("auto", "cpu", "cuda")
 PRECISIONS = ("fp32", "bf16")
 PIXEL_RANGES = ("01", "pm1")
@@ -73,6 +75,9 @@ class Config:
     lr_decay: float = _f(1.0, "divide lr by this every step")
     lr_min: float = _f(1e-6, "floor of the decayed lr")
     beta2: float = _f(0.9, "Adam's beta2")
+    sgd_form: str = _f("torch", "torch (v <- mu v + grad, step lr v; momentum rising smoothly) | pylearn2 (the paper's "
+                       "code: v <- mu v - lr grad, step v; momentum raised once per epoch, MomentumAdjustor start 1)")
+    d_loss_scale: float = _f(1.0, "multiply D's loss by this (the paper's released code: 0.5)")
     ema: float = _f(0.999, "decay of the moving average of G's weights used for sampling (0 = off)")
     # stabilisers
     gp_weight: float = _f(10.0, "weight of wgan-gp's gradient penalty (||grad D(x_hat)|| - 1)^2")
@@ -93,6 +98,9 @@ class Config:
     sample_every: int = _f(1000, "steps between sample pictures (0: every epoch)", "exec")
     checkpoint_every: int = _f(1000, "steps between checkpoints", "exec")
     keep_checkpoints: int = _f(1, "numbered checkpoints to keep", "exec")
+    monitor: str = _f("", "metric on held-out data during training, best kept as checkpoints/best.pt: "
+                      "parzen | fd | modes ('' = off)", "exec")
+    monitor_every: int = _f(0, "steps between monitor evaluations (0: at each epoch's end)", "exec")
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -116,6 +124,11 @@ PRESETS: dict[str, dict] = {
         epochs=5.0, log_every=100, sample_every=0, checkpoint_every=500, ema=0.0,
     ),
 }
+# The released code itself (goodfeli/adversarial, mnist.yaml + AdversaryCost2): both players' gradients from
+# one minibatch and one dropout forward of D, D's cross-entropy halved, pylearn2's momentum rule and schedule,
+# and the validation Parzen monitor; it ran until stopped, so give --epochs.
+PRESETS["paper-mnist-code"] = {**PRESETS["paper-mnist"], "update": "simultaneous", "d_loss_scale": 0.5,
+                               "sgd_form": "pylearn2", "monitor": "parzen", "epochs": 50.0}
 PRESETS["paper-fashion-mnist"] = {**PRESETS["paper-mnist"], "dataset": "fashion-mnist"}
 PRESETS["paper-kmnist"] = {**PRESETS["paper-mnist"], "dataset": "kmnist"}
 # The paper's CIFAR-10 experiment: maxout-conv D, "deconvolutional" G. Layer sizes are gankit's (the
@@ -135,6 +148,7 @@ IMAGE_DEFAULTS = dict(
 _CHOICES = {
     "model": tuple(MODELS), "objective": tuple(OBJECTIVES), "loss": G_LOSSES, "update": UPDATES, "optimizer": OPTIMIZERS,
     "noise": NOISES, "device": DEVICES, "precision": PRECISIONS, "pixel_range": PIXEL_RANGES, "split": SPLITS,
+    "sgd_form": SGD_FORMS, "monitor": ("",) + tuple(MONITORS),
 }
 _POSITIVE = ("image_size", "z_dim", "hidden", "layers", "k", "batch_size", "log_every",
              "checkpoint_every", "keep_checkpoints", "lr", "lr_min", "momentum_saturate")
@@ -244,6 +258,13 @@ def validate(cfg: Config) -> Config:
         raise ConfigError(f"config key 'augment': augmentation is for images, not dataset '{cfg.dataset}'")
     if cfg.spectral_norm and cfg.precision != "fp32":
         raise ConfigError("config key 'spectral_norm': spectral normalisation runs in fp32 only (precision fp32)")
+    if not (cfg.d_loss_scale > 0 and math.isfinite(cfg.d_loss_scale)):
+        raise ConfigError(f"config key 'd_loss_scale' must be > 0, got {cfg.d_loss_scale!r}")
+    if cfg.monitor and data_kind not in MONITORS[cfg.monitor].kinds:
+        raise ConfigError(f"config key 'monitor': '{cfg.monitor}' is for {' and '.join(MONITORS[cfg.monitor].kinds)} "
+                          f"data, not dataset '{cfg.dataset}'")
+    if cfg.monitor_every < 0:
+        raise ConfigError(f"config key 'monitor_every' must be >= 0 (0 = every epoch), got {cfg.monitor_every!r}")
     if cfg.update == "simultaneous" and cfg.k != 1:
         raise ConfigError(f"config key 'k': the simultaneous update makes one D and one G update per minibatch, "
                           f"so k must be 1, got {cfg.k}")

@@ -32,6 +32,7 @@ class GAN:
     G_ema: torch.nn.Module | None = None  # moving average of G's weights, when cfg.ema > 0
     arch: dict = field(default_factory=dict)
     _data: Data | None = None
+    step: int | None = None  # the training step of the checkpoint it was loaded from
 
     @property
     def data(self) -> Data:
@@ -131,4 +132,5 @@ def from_checkpoint(path: str | Path, device: str = "auto", data: Data | None = 
         raise
     except Exception as e:  # noqa: BLE001 - everything above interprets the file's content
         raise CheckpointError(f"checkpoint {path} does not hold a complete gankit run: {one_line(e)}") from None
-    return GAN(G.to(dev), D.to(dev), cfg, spec, dev, None if G_ema is None else G_ema.to(dev), state["arch"], data)
+    return GAN(G.to(dev), D.to(dev), cfg, spec, dev, None if G_ema is None else G_ema.to(dev), state["arch"], data,
+               state.get("step"))

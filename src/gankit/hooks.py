@@ -41,10 +41,11 @@ class Log(Hook):
     no host synchronisation between log steps."""
 
     def __init__(self, run_dir: Path, names: tuple[str, ...], every: int, epoch_at, device, world: int = 1,
-                 write: bool = True, extras=None):
+                 write: bool = True, extras=None, validation: "Validation | None" = None):
         self.run_dir, self.names, self.every, self.epoch_at = run_dir, names, every, epoch_at
         self.world, self.write = world, write
         self.extras = extras  # a callable giving more values for each written row (e.g. divergences)
+        self.validation = validation  # a row is also written whenever the validation monitor is due
         self.acc = torch.zeros(len(names), device=device)
         self.n, self.row = 0, {}
 
@@ -52,7 +53,8 @@ class Log(Hook):
         with torch.no_grad():
             self.acc += torch.stack([stats[k] for k in self.names])
         self.n += 1
-        if s.step % self.every and not last:
+        validate = self.validation is not None and self.validation.due(s.step, last)
+        if s.step % self.every and not last and not validate:
             return
         if self.world > 1:
             torch.distributed.all_reduce(self.acc)
@@ -62,6 +64,8 @@ class Log(Hook):
         self.row = {"step": s.step, **values, "epoch": self.epoch_at(s.step), "seconds": round(s.clock(), 3)}
         if self.write and self.extras is not None:
             self.row.update(self.extras())
+        if self.write and validate:
+            self.row.update(self.validation(s))
         if self.write:
             rundir.append_metrics(self.run_dir, self.row)
         self.acc.zero_()
@@ -69,6 +73,36 @@ class Log(Hook):
 
     def close(self, s, summary):
         summary.update({k: self.row.get(k) for k in self.names})
+        if self.validation is not None and self.validation.best is not None:
+            summary["best"] = self.validation.best
+
+
+class Validation:
+    """The validation monitor (`gankit.monitor`), due at each epoch's end (or every `every` steps) and at the
+    end; each time its value beats the best so far, the train state goes to checkpoints/best.pt (atomically).
+    Its values join the log's rows; `monitor` is None on the processes that do not write."""
+
+    def __init__(self, run_dir: Path, monitor, every: int, epoch_ends_at, header: dict):
+        self.path, self.monitor, self.every, self.epoch_ends_at = run_dir / "checkpoints" / "best.pt", monitor, every, \
+            epoch_ends_at
+        self.header, self.best = header, None
+        if monitor is not None and self.path.is_file():  # a resumed run: the best so far is the saved one's
+            saved = checkpoint.load(self.path).get("monitor")
+            if isinstance(saved, dict) and saved.get("metric") == monitor.name:
+                self.best = saved
+
+    def due(self, step: int, last: bool) -> bool:
+        return last or (step % self.every == 0 if self.every else self.epoch_ends_at(step))
+
+    def __call__(self, s) -> dict:
+        value = self.monitor.value()
+        if self.monitor.better(value, None if self.best is None else self.best["value"]):
+            check_finite(s.step, modules={"G": s.G.master, "D": s.D.master})
+            self.best = {"metric": self.monitor.name, "value": value, "step": s.step}
+            with on_disk("write checkpoint", self.path):
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+            checkpoint.save({**self.header, **s.state_dict(), "monitor": self.best}, self.path)
+        return {self.monitor.name: round(value, 4)}
 
 
 class ProgressBar(Hook):

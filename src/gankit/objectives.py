@@ -43,14 +43,20 @@ class Game:
 
     joint: bool = True  # D on real and generated batches in one forward (see real_fake_logits)
     augment: Callable | None = None  # differentiable augmentation applied to every input of D in training
+    d_scale: ClassVar[float] = 1.0  # (set per game by `build`) D's loss is multiplied by this (0.5 in the paper's released code); stats stay unscaled
     g_needs_real: ClassVar[bool] = False
+
+    def _scaled(self, loss: torch.Tensor) -> torch.Tensor:
+        return loss if self.d_scale == 1.0 else self.d_scale * loss
 
     def _in(self, x):
         return x if self.augment is None else self.augment(x)
 
     def d_loss(self, D, x_real, x_fake, c=None, c_fake=None) -> tuple[torch.Tensor, Stats]:
         """D's loss on a real and a generated minibatch (x_fake detached by the caller)."""
-        return self.d_loss_from_logits(*real_fake_logits(D, self._in(x_real), self._in(x_fake), c, c_fake, self.joint))
+        loss, stats = self.d_loss_from_logits(*real_fake_logits(D, self._in(x_real), self._in(x_fake), c, c_fake,
+                                                                self.joint))
+        return self._scaled(loss), stats
 
     def g_loss(self, D, x_fake, c=None, x_real=None) -> tuple[torch.Tensor, Stats]:
         """G's loss through D on a generated minibatch (and a real one, for games that compare the two)."""
@@ -64,7 +70,7 @@ class Game:
         real, fake = real_fake_logits(D, self._in(x_real), self._in(x_fake), c, c_fake, self.joint)
         d, d_stats = self.d_loss_from_logits(real, fake)
         g, g_stats = self.g_loss_from_logits(fake, real)
-        return d, g, {**d_stats, **g_stats}
+        return self._scaled(d), g, {**d_stats, **g_stats}
 
     def after_d_update(self, D_player) -> None:
         """Anything the game does to D after its update (weight clipping)."""
@@ -266,6 +272,7 @@ def build(cfg, joint: bool = True, augment: Callable | None = None):
     """The objective `cfg.objective` (its generator loss chosen by `cfg.loss` where it has a choice), with the
     gradient penalties the config asks for."""
     game = OBJECTIVES[cfg.objective].build(cfg, joint, augment)
+    game.d_scale = cfg.d_loss_scale
     game.penalties = Penalties(cfg.gp_weight if cfg.objective == "wgan-gp" else 0.0, cfg.r1, cfg.r2, cfg.reg_every)
     game.logged = type(game).logged + game.penalties.names
     return game

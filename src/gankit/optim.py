@@ -40,15 +40,28 @@ def learning_rate(base: float, cfg, step: int) -> float:
 
 
 def momentum(cfg, epoch: float) -> float:
-    """SGD momentum at a (fractional) epoch: linear from cfg.momentum to cfg.final_momentum."""
-    t = min(max(epoch / cfg.momentum_saturate, 0.0), 1.0)
+    """SGD momentum at a (fractional) epoch: linear from cfg.momentum to cfg.final_momentum by epoch
+    cfg.momentum_saturate; under sgd_form 'pylearn2', raised once per epoch as pylearn2's MomentumAdjustor(start=1,
+    saturate=S) does (it counts the monitor call before the first epoch: epoch e trains at fraction e / (S - 1))."""
+    if cfg.sgd_form == "pylearn2":
+        t = math.floor(epoch + 1e-9) / max(cfg.momentum_saturate - 1, 1e-9)
+    else:
+        t = epoch / cfg.momentum_saturate
+    t = min(max(t, 0.0), 1.0)
     return cfg.momentum + t * (cfg.final_momentum - cfg.momentum)
 
 
 def apply_schedule(opt: torch.optim.Optimizer, cfg, base_lr: float, step: int, epoch: float) -> None:
-    """Set this step's lr (and SGD momentum) on every parameter group."""
+    """Set this step's lr (and SGD momentum) on every parameter group.
+
+    pylearn2's rule keeps a velocity of steps, v <- mu v - lr_t g, theta <- theta + v; torch's keeps one of
+    gradients, b <- mu' b + g, theta <- theta - lr_t b. They agree when mu' = mu lr_{t-1} / lr_t, which is how
+    the 'pylearn2' form runs on torch's (fused) SGD."""
     lr = learning_rate(base_lr, cfg, step)
     for group in opt.param_groups:
         group["lr"] = lr
         if cfg.optimizer == "sgd":
-            group["momentum"] = momentum(cfg, epoch)
+            mu = momentum(cfg, epoch)
+            if cfg.sgd_form == "pylearn2" and step > 0:
+                mu *= learning_rate(base_lr, cfg, step - 1) / lr
+            group["momentum"] = mu

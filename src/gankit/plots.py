@@ -25,8 +25,14 @@ def plot_losses(rows: list[dict], path: str | Path) -> None:
         return
     steps = [r["step"] for r in rows]
     tracked = "jsd" in rows[0]
-    fig, axes = plt.subplots(1, 3 if tracked else 2, figsize=(15 if tracked else 10, 3.5))
+    monitored = sorted({k for r in rows for k in r if k.startswith("valid_")})
+    n = 2 + tracked + len(monitored)
+    fig, axes = plt.subplots(1, n, figsize=(5 * n, 3.5))
     a, b = axes[0], axes[1]
+    for ax, key in zip(axes[2 + tracked:], monitored):  # the validation monitor, at the epochs it ran
+        at = [r for r in rows if key in r]
+        ax.plot([r["epoch"] for r in at], [r[key] for r in at], marker=".")
+        ax.set_xlabel("epoch"), ax.set_title(f"{key} (held-out)")
     if tracked:  # the toys' divergences to the known p_data
         axes[2].plot(steps, [r.get("jsd", math.nan) for r in rows], label="JSD (nats, smoothed)")
         axes[2].plot(steps, [r.get("w1", math.nan) for r in rows], label="W1 (samples)")

@@ -41,11 +41,12 @@ def kmeans(x: torch.Tensor, k: int, iters: int = 10, seed: int = 0, progress: bo
 
 def table1(dataset: str, run_dir: str | Path, out: str | Path | None = None, n_samples: int = 10_000,
            kmeans_k: int = 10_000, kmeans_iters: int = 10, valid_size: int = 1000, seed: int = 0,
-           data_dir: str | None = None, progress: bool = True) -> dict:
-    """Compute the rows and write table1.md (in `out`, default the run directory); returns the rows."""
+           data_dir: str | None = None, progress: bool = True, checkpoint: str = "last") -> dict:
+    """Compute the rows and write table1.md (in `out`, default the run directory); returns the rows. `checkpoint`:
+    'last', or 'best' (the run's best by its validation monitor)."""
     from gankit.sampling import load_run
 
-    gan = load_run(run_dir)
+    gan = load_run(run_dir, checkpoint=checkpoint)
     if gan.cfg.dataset != dataset:
         raise UsageError(f"run {run_dir} was trained on '{gan.cfg.dataset}', not '{dataset}'")
     data_dir = data_dir or gan.cfg.data_dir
@@ -55,7 +56,7 @@ def table1(dataset: str, run_dir: str | Path, out: str | Path | None = None, n_s
     torch.manual_seed(seed)
     rows = {}
     t = time.perf_counter()
-    rows["gankit GAN (this run)"] = parzen_protocol(gan.sample(n_samples).cpu(), valid, test, DEFAULT_SIGMAS)
+    rows[f"gankit GAN (this run, {checkpoint} checkpoint, step {gan.step})"] = parzen_protocol(gan.sample(n_samples).cpu(), valid, test, DEFAULT_SIGMAS)
     g = torch.Generator().manual_seed(seed)
     real = train[torch.randperm(len(train), generator=g)[:n_samples]]
     rows[f"{len(real):,} real training images"] = parzen_protocol(real, valid, test, DEFAULT_SIGMAS)

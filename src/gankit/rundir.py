@@ -162,7 +162,8 @@ def _check_row(row, p: Path, lineno: int, previous: int) -> int:
 
 
 def read_metrics(path: Path) -> list[dict]:
-    """The logged rows, validated (objects with increasing integer steps and numeric values). A last line cut
+    """The logged rows, validated (objects with increasing integer steps, numeric values and the same keys, bar
+    the validation monitor's 'valid_*', present where it was evaluated). A last line cut
     short by a crash (no newline, not JSON) is dropped with a warning; any other bad line is an error."""
     p = Path(path) / "metrics.jsonl"
     if not p.exists():
@@ -187,10 +188,18 @@ def read_metrics(path: Path) -> list[dict]:
                 break
             raise RunDirError(f"{p}:{i}: not JSON ({e.msg})") from None
         previous = _check_row(row, p, i, previous)
-        if rows and set(row) != set(rows[0]):
+        if rows and _core(row) != _core(rows[0]):
             raise RunDirError(f"{p}:{i}: a row with keys {sorted(row)} among rows with {sorted(rows[0])}")
         rows.append(row)
     return rows
+
+
+MONITORED = "valid_"  # keys of the validation monitor's values: only in the rows it was evaluated at
+
+
+def _core(row: dict) -> set:
+    """The keys every row of a run has (all but the monitor's)."""
+    return {k for k in row if not k.startswith(MONITORED)}
 
 
 def truncate_metrics(path: Path, step: int) -> None:

@@ -16,12 +16,14 @@ from gankit.images import save_grid
 from gankit.noise import sample_noise
 
 
-def load_run(run_dir: str | Path, device: str = "auto") -> GAN:
-    """Rebuild G and D (and G's average) of a run from checkpoints/last.pt alone; the training data is
-    loaded only if something asks for `gan.data`."""
-    path = Path(run_dir) / "checkpoints" / "last.pt"
-    if not path.is_file():
+def load_run(run_dir: str | Path, device: str = "auto", checkpoint: str = "last") -> GAN:
+    """Rebuild G and D (and G's average) of a run from one checkpoint alone (`checkpoint`: 'last', or 'best' by the
+    validation monitor); the training data is loaded only if something asks for `gan.data`."""
+    path = Path(run_dir) / "checkpoints" / f"{checkpoint}.pt"
+    if not (Path(run_dir) / "checkpoints" / "last.pt").is_file():
         raise RunDirError(f"{run_dir} is not a gankit run directory (no checkpoints/last.pt)")
+    if not path.is_file():
+        raise RunDirError(f"{run_dir} has no {checkpoint} checkpoint ({path}); 'best' needs a run trained with --monitor")
     return from_checkpoint(path, device)
 
 

@@ -29,9 +29,10 @@ from gankit.data import Batches, Data
 from gankit.device import rank_world, resolve_device
 from gankit.errors import CheckpointError, GankitError, NonFiniteError
 from gankit.gan import GAN, build, check_finite_weights, header, one_line, read
-from gankit.hooks import Checkpoints, Log, Pictures, ProgressBar, Summary
+from gankit.hooks import Checkpoints, Log, Pictures, ProgressBar, Summary, Validation
 from gankit.metrics.collapse import CollapseMonitor
 from gankit.models import has_batchnorm
+from gankit.monitor import build as build_monitor
 from gankit.noise import sample_noise
 from gankit.state import TrainState, player, update_ema
 from gankit.steps import d_step, g_step, simultaneous_step
@@ -147,6 +148,7 @@ def _start(cfg: Config, run_dir: Path, resume: bool, force: bool, progress: bool
                                      f"another --out")
         gan = build(cfg, data, device)  # data problems surface here, before anything is written
         data = gan.data
+        monitor = build_monitor(cfg.monitor, gan) if cfg.monitor and rank == 0 else None
         reals_per_step = cfg.k if cfg.update == "alternating" else 1
         batches = Batches(data.x.to(device), cfg.batch_size, cfg.seed, rank, world, reals_per_step=reals_per_step)
         total = cfg.steps if cfg.steps is not None else batches.steps_for(cfg.epochs)
@@ -192,9 +194,11 @@ def _start(cfg: Config, run_dir: Path, resume: bool, force: bool, progress: bool
     policies = augment.parse(cfg.augment)
     objective = objectives.build(cfg, joint=not has_batchnorm(gan.D),
                                  augment=augment.Augment(policies, gan.spec.shape) if policies else None)
+    validation = Validation(run_dir, monitor, cfg.monitor_every, batches.epoch_ends_at, header(gan)) \
+        if cfg.monitor else None
     log = Log(run_dir, objective.logged, cfg.log_every, batches.epoch_at, device, world, write=rank == 0,
               extras=_divergences(gan, cfg, device) if rank == 0 and gan.spec.kind == "toy" and gan.spec.dim == 2
-              else None)
+              else None, validation=validation)
     hooks = [log, ProgressBar(log, total, s.step, progress and rank == 0)]
     if rank == 0:
         z_fixed = fixed_noise(cfg, 2500 if data.kind == "toy" else N_FIXED, device)
