@@ -93,6 +93,8 @@ class Config:
     sample_every: int = _f(1000, "steps between sample pictures (0: every epoch)", "exec")
     checkpoint_every: int = _f(1000, "steps between checkpoints", "exec")
     keep_checkpoints: int = _f(1, "numbered checkpoints to keep", "exec")
+    tensorboard: bool = _f(False, "also write TensorBoard event files to RUN/tensorboard (pip install "
+                                  "gankit[tensorboard])", "exec")
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
