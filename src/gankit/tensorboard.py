@@ -30,6 +30,11 @@ def summary_writer():
     return SummaryWriter
 
 
+def real_subset(x: torch.Tensor, seed: int) -> torch.Tensor:
+    """The N_REAL real samples whose D outputs are histogrammed: a fixed draw per seed."""
+    return x[torch.randperm(len(x), generator=torch.Generator().manual_seed(seed + 104729))[:N_REAL]]
+
+
 class TensorBoard(Hook):
     """Writes what the other hooks produce, on their cadence: the Log's rows as they are written, the
     Pictures' images as they are drawn (with D's output histograms), and the summary's numbers at the end."""
@@ -40,8 +45,7 @@ class TensorBoard(Hook):
         with on_disk("write", self.dir):
             self.writer = summary_writer()(log_dir=str(self.dir), purge_step=purge_step)
         self.log, self.pictures, self.gan = log, pictures, gan
-        pick = torch.randperm(len(x_real), generator=torch.Generator().manual_seed(seed + 104729))[:N_REAL]
-        self.x_real = x_real[pick]
+        self.x_real = real_subset(x_real, seed)
         self.probability = gan.cfg.objective == "logistic"  # D as a probability, as d_real/d_fake are logged
         self.row_step, self.picture_step = None, None
 
