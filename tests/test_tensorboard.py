@@ -101,3 +101,18 @@ def test_critic_histograms_are_raw_outputs(tmp_path):
     acc = events(run)
     assert "train/critic_real" in acc.Tags()["scalars"] and "train/d_real" not in acc.Tags()["scalars"]
     assert_real_histogram_is_d_of_the_data(run, acc, lambda t: t)
+
+
+def test_a_run_saved_before_the_flag_existed_still_loads(tmp_path):
+    """config.toml without `tensorboard` (an exec key): it takes its default; a key defining the run may not be
+    missing."""
+    from gankit import config as C
+
+    path = tmp_path / "config.toml"
+    text = C.dumps(C.from_dict({"lr": 3e-4}))
+    path.write_text("\n".join(line for line in text.splitlines() if not line.startswith("tensorboard")))
+    cfg = C.load_complete(path)
+    assert cfg.tensorboard is False and cfg.lr == 3e-4
+    path.write_text("\n".join(line for line in text.splitlines() if not line.startswith("lr =")))
+    with pytest.raises(C.ConfigError, match="missing config keys lr"):
+        C.load_complete(path)

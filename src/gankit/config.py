@@ -334,9 +334,11 @@ def load(path: str | Path) -> Config:
 
 
 def load_complete(path: str | Path) -> Config:
-    """A saved run config: every key present, or listed in `unset` (TOML has no null)."""
+    """A saved run config: every key present, or listed in `unset` (TOML has no null). A key of how the run
+    executes (role 'exec') that a run saved before gankit had it lacks takes its default."""
     data = read_toml(path, presets=False)
-    missing = [k for k in FIELD_TYPES if k not in data]
+    executes = {f.name for f in fields(Config) if f.metadata["role"] == "exec"}
+    missing = [k for k in FIELD_TYPES if k not in data and k not in executes]
     if missing:
         raise ConfigError(f"missing config keys {', '.join(missing)} (not a config gankit saved, or cut short)")
     return from_dict(data)
