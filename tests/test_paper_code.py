@@ -126,3 +126,13 @@ def test_d_loss_scale_scales_only_d_loss():
 def test_bad_code_options_are_config_errors(key, value):
     with pytest.raises(C.ConfigError, match=key):
         C.from_dict({key: value})
+
+
+def test_a_run_saved_before_the_code_options_existed_still_loads(tmp_path):
+    """Their defaults are the behaviour before them, so an older config.toml without them means exactly that."""
+    path = tmp_path / "config.toml"
+    text = C.dumps(C.from_dict({"lr": 3e-4}))
+    path.write_text("\n".join(line for line in text.splitlines()
+                              if not line.startswith(("sgd_form", "d_loss_scale"))))
+    cfg = C.load_complete(path)
+    assert (cfg.sgd_form, cfg.d_loss_scale, cfg.lr) == ("torch", 1.0, 3e-4)

@@ -81,6 +81,11 @@ def _parser() -> argparse.ArgumentParser:
     th.add_argument("--out", default=None, help="output PNG (default: <what>.png)")
     th.add_argument("--run-dir", default=None, help="where to keep the run it trains (default: next to --out)")
     th.add_argument("--no-train", action="store_true", help="check: skip training discriminators")
+
+    rp = sub.add_parser("report", help="one self-contained HTML page of one or more runs (compared)")
+    rp.add_argument("run_dirs", nargs="+", metavar="RUN_DIR")
+    rp.add_argument("--out", default="report.html", help="output HTML file (default report.html)")
+    rp.add_argument("--max-frames", type=int, default=60, help="sample pictures per run on the slider")
     return p
 
 
@@ -298,10 +303,20 @@ def cmd_theory(args: dict) -> int:
     return 0
 
 
+def cmd_report(args: dict) -> int:
+    from gankit.report import write_report
+
+    out = _output(args["out"], (".html", ".htm"))
+    _in_range(args, "max_frames", 1, 10_000)
+    write_report(args["run_dirs"], out, max_frames=args["max_frames"])
+    print(f"gankit: wrote {out}", file=sys.stderr)
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     args = vars(_parser().parse_args(argv))
     commands = {"train": cmd_train, "sample": cmd_sample, "eval": cmd_eval, "reproduce": cmd_reproduce,
-                "theory": cmd_theory}
+                "theory": cmd_theory, "report": cmd_report}
     try:
         return commands[args["command"]](args)
     except NonFiniteError as e:  # a run that diverged: a runtime failure, said in one line

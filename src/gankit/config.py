@@ -101,6 +101,8 @@ class Config:
     monitor: str = _f("", "metric on held-out data during training, best kept as checkpoints/best.pt: "
                       "parzen | fd | modes ('' = off)", "exec")
     monitor_every: int = _f(0, "steps between monitor evaluations (0: at each epoch's end)", "exec")
+    tensorboard: bool = _f(False, "also write TensorBoard event files to RUN/tensorboard (pip install "
+                                  "gankit[tensorboard])", "exec")
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -352,10 +354,16 @@ def load(path: str | Path) -> Config:
     return from_dict(read_toml(path))
 
 
+ADDED_LATER = ("sgd_form", "d_loss_scale")  # run keys newer than saved runs; their defaults change nothing
+
+
 def load_complete(path: str | Path) -> Config:
-    """A saved run config: every key present, or listed in `unset` (TOML has no null)."""
+    """A saved run config: every key present, or listed in `unset` (TOML has no null). A key that a run saved
+    before gankit had it lacks takes its default: any key of how the run executes (role 'exec'), and the run keys
+    of `ADDED_LATER`, whose defaults are the behaviour before they existed."""
     data = read_toml(path, presets=False)
-    missing = [k for k in FIELD_TYPES if k not in data]
+    optional = {f.name for f in fields(Config) if f.metadata["role"] == "exec"} | set(ADDED_LATER)
+    missing = [k for k in FIELD_TYPES if k not in data and k not in optional]
     if missing:
         raise ConfigError(f"missing config keys {', '.join(missing)} (not a config gankit saved, or cut short)")
     return from_dict(data)

@@ -133,6 +133,7 @@ class Pictures(Hook):
     def __init__(self, run_dir: Path, gan, z_fixed: torch.Tensor, every: int, epoch_ends_at, monitor):
         self.run_dir, self.gan, self.z, self.every, self.epoch_ends_at = run_dir, gan, z_fixed, every, epoch_ends_at
         self.monitor, self.warnings = monitor, []
+        self.drawn: tuple[int, Path] | None = None  # (step, file) of the latest picture, for other sinks
 
     def after_step(self, s, stats, last):
         due = s.step % self.every == 0 if self.every else self.epoch_ends_at(s.step)
@@ -148,6 +149,7 @@ class Pictures(Hook):
         with on_disk("write", path):
             plot_samples(x, self.gan.spec, lambda t: self.gan.discriminate(t).cpu().numpy(), path,
                          f"{self.gan.cfg.dataset}, step {step}")
+        self.drawn = (step, path)
         _, warning = self.monitor(step, x)
         if warning:
             self.warnings.append(warning)

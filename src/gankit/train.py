@@ -136,6 +136,10 @@ def _start(cfg: Config, run_dir: Path, resume: bool, force: bool, progress: bool
     created whole (first checkpoint, then config) or not at all; the directory stays locked while training."""
     rank, world = rank_world()
     device = resolve_device(cfg.device)
+    if cfg.tensorboard:  # a missing package is said before anything is written
+        from gankit.tensorboard import summary_writer
+
+        summary_writer()
     lock, saved, new = None, None, None
     try:
         if resume and rank == 0:
@@ -202,8 +206,13 @@ def _start(cfg: Config, run_dir: Path, resume: bool, force: bool, progress: bool
     hooks = [log, ProgressBar(log, total, s.step, progress and rank == 0)]
     if rank == 0:
         z_fixed = fixed_noise(cfg, 2500 if data.kind == "toy" else N_FIXED, device)
-        hooks += [Pictures(run_dir, gan, z_fixed, cfg.sample_every, batches.epoch_ends_at, CollapseMonitor(gan.spec)),
-                  ckpt, Summary(run_dir, gan)]
+        pictures = Pictures(run_dir, gan, z_fixed, cfg.sample_every, batches.epoch_ends_at, CollapseMonitor(gan.spec))
+        hooks += [pictures, ckpt, Summary(run_dir, gan)]
+        if cfg.tensorboard:  # after Pictures and Summary: it shows what they made
+            from gankit.tensorboard import TensorBoard
+
+            hooks.append(TensorBoard(run_dir, log, pictures, gan, data.x, cfg.seed,
+                                     purge_step=s.step if resume else None))
     return _Run(run_dir, gan, s, batches, objective, hooks, total, rank, world, lock)
 
 
