@@ -103,6 +103,8 @@ class Config:
     monitor_every: int = _f(0, "steps between monitor evaluations (0: at each epoch's end)", "exec")
     tensorboard: bool = _f(False, "also write TensorBoard event files to RUN/tensorboard (pip install "
                                   "gankit[tensorboard])", "exec")
+    threads: int = _f(0, "CPU threads for training (0: auto, min(cores free now, what the model can use); toy "
+                         "MLPs use 1)", "exec")
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -267,6 +269,8 @@ def validate(cfg: Config) -> Config:
                           f"data, not dataset '{cfg.dataset}'")
     if cfg.monitor_every < 0:
         raise ConfigError(f"config key 'monitor_every' must be >= 0 (0 = every epoch), got {cfg.monitor_every!r}")
+    if not 0 <= cfg.threads <= 4096:
+        raise ConfigError(f"config key 'threads' must be in [0, 4096] (0 = auto), got {cfg.threads!r}")
     if cfg.update == "simultaneous" and cfg.k != 1:
         raise ConfigError(f"config key 'k': the simultaneous update makes one D and one G update per minibatch, "
                           f"so k must be 1, got {cfg.k}")

@@ -23,7 +23,7 @@ from pathlib import Path
 import torch
 from tqdm.auto import tqdm
 
-from gankit import augment, objectives, rundir
+from gankit import augment, objectives, rundir, threads
 from gankit.config import Config, ConfigError, diff, from_dict, run_keys
 from gankit.data import Batches, Data
 from gankit.device import rank_world, resolve_device
@@ -56,15 +56,18 @@ def fit(cfg: Config, run_dir: str | Path, resume: bool = False, force: bool = Fa
     """`train`, also returning the trained GAN. `hooks`: more `gankit.hooks.Hook`s, run after gankit's own."""
     with _StopRequest() as stop:  # a signal from here on is a request, obeyed after a whole step
         run = _start(cfg, Path(run_dir), resume, force, progress, data)
+        params = sum(p.numel() for net in (run.gan.G, run.gan.D) for p in net.parameters())
         try:
-            return _loop(cfg, run, stop, hooks or [])
+            with threads.using(threads.resolve(cfg.threads, params)):  # sharing the machine: gankit.threads
+                return _loop(cfg, run, stop, hooks or [])
         finally:
             run.release()
 
 
 def _loop(cfg: Config, run: "_Run", stop: "_StopRequest", extra_hooks: list) -> tuple[GAN, dict]:
     s, batches, objective, hooks = run.state, run.batches, run.objective, run.hooks + extra_hooks
-    summary = {"step": s.step, "total_steps": run.total, "run_dir": str(run.dir)}
+    summary = {"step": s.step, "total_steps": run.total, "run_dir": str(run.dir),
+               "threads": torch.get_num_threads()}
     try:
         while s.step < run.total:
             s.schedule(cfg, batches.epoch_at(s.step))  # lr / decay^t and SGD momentum at this epoch
