@@ -55,6 +55,7 @@ class Config:
     noise: str = _f("normal", "normal | uniform (on [-sqrt 3, sqrt 3])")
     hidden: int = _f(256, "width of hidden layers (mlp), base width (dcgan)")
     layers: int = _f(3, "hidden layers of the MLPs")
+    conditional: bool = _f(False, "p(x | c): G and D take the class label c (toys: the mode index)")
     # objective and Algorithm 1
     objective: str = _f("logistic", help_text(OBJECTIVES))
     loss: str = _f("nonsaturating", "generator loss: nonsaturating (default) | minimax")
@@ -244,6 +245,11 @@ def validate(cfg: Config) -> Config:
         raise ConfigError(f"config key 'augment': augmentation is for images, not dataset '{cfg.dataset}'")
     if cfg.spectral_norm and cfg.precision != "fp32":
         raise ConfigError("config key 'spectral_norm': spectral normalisation runs in fp32 only (precision fp32)")
+    if cfg.conditional and cfg.pack > 1:
+        raise ConfigError("config key 'conditional': a packed D (pack > 1) judges several samples at once and takes "
+                          "no class labels; use pack = 1")
+    if cfg.conditional and cfg.dataset == "gaussian1d":
+        raise ConfigError("config key 'conditional': dataset 'gaussian1d' has a single class; nothing to condition on")
     if cfg.update == "simultaneous" and cfg.k != 1:
         raise ConfigError(f"config key 'k': the simultaneous update makes one D and one G update per minibatch, "
                           f"so k must be 1, got {cfg.k}")
