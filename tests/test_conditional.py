@@ -214,3 +214,15 @@ def test_sample_class_from_the_command_line(tmp_path, capsys):
     assert main(["sample", str(plain), "--class", "3", "--out", str(tmp_path / "s.png")]) == 2
     assert "not a conditional run" in capsys.readouterr().err
     assert main(["eval", str(run), "--metric", "conditional", "--n-samples", "80", "--json"]) == 0
+
+
+@pytest.mark.parametrize("option", [dict(update="simultaneous"), dict(k=2), dict(objective="wgan-gp"), dict(r1=1.0),
+                                    dict(spectral_norm=True), dict(minibatch_std=True), dict(precision="bf16"),
+                                    dict(objective="relativistic")])
+def test_conditional_runs_under_every_update_and_stabiliser(tmp_path, option):
+    """c goes through the simultaneous update, k > 1, the penalties' extra passes of D, the wrappers of D and
+    bf16 working copies: a few steps train and the classes still change the samples."""
+    gan, _ = fit(tiny(steps=3, conditional=True, **option), tmp_path / "r", progress=False)
+    z = torch.randn(8, 2)
+    assert torch.isfinite(gan.sample(8, z, c=0)).all()
+    assert not torch.equal(gan.sample(8, z, c=0), gan.sample(8, z, c=5))
