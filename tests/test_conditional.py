@@ -226,3 +226,15 @@ def test_conditional_runs_under_every_update_and_stabiliser(tmp_path, option):
     z = torch.randn(8, 2)
     assert torch.isfinite(gan.sample(8, z, c=0)).all()
     assert not torch.equal(gan.sample(8, z, c=0), gan.sample(8, z, c=5))
+
+
+def test_trained_conditional_d_approaches_the_optimal_conditional_d():
+    """With G held fixed, the inner loop drives D(x, c) to D*(x|c) = p_data(x|c) / (p_data(x|c) + p_g(x|c)) (the
+    paper's Proposition 1, class by class); asked about the wrong class, the same D is far from it."""
+    from gankit import theory
+
+    pairs = theory.conditional_pairs()
+    D = theory.train_conditional_discriminator(pairs, steps=800, batch=256)
+    err = theory.conditional_discriminator_error(D, pairs, n=1000)
+    assert err["mean"] < 0.08 and max(err["per_class_mean"]) < 0.1
+    assert err["wrong_class_mean"] > 0.25

@@ -127,7 +127,7 @@ def plot_conditional(samples: torch.Tensor, c: torch.Tensor, data, path: str | P
     for i, m in enumerate(modes):
         ax.annotate(str(i), m, xytext=(7, 7), textcoords="offset points", fontsize=7, ha="center", va="center")
     ax.set_xlim(-lim, lim), ax.set_ylim(-lim, lim), ax.set_aspect("equal")
-    ax.set_title(title or "G(z, c), coloured by c; numbers: the mode of class c")
+    ax.set_title(f"{title + ': ' if title else ''}G(z, c) coloured by c, mode c numbered", fontsize=10)
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     plt.close(fig)
