@@ -118,9 +118,7 @@ def plot_conditional(samples: torch.Tensor, c: torch.Tensor, data, path: str | P
         per_class = int((c == c[0]).sum())
         save_grid(data.images(samples), path, nrow=per_class)
         return
-    x, modes = samples.cpu().numpy(), data.modes.numpy()
-    if data.dim == 1:
-        x, modes = np.concatenate([x, np.zeros_like(x)], 1), np.concatenate([modes, np.zeros_like(modes)], 1)
+    x, modes = samples.cpu().numpy(), data.modes.numpy()  # 2-D: a 1-D toy has a single class
     lim = float(np.abs(modes).max()) * 1.5 + 0.5
     fig, ax = plt.subplots(figsize=(5.5, 5))
     ax.scatter(x[:, 0], x[:, 1], s=2, c=c.numpy(), cmap="tab20" if len(modes) > 10 else "tab10", alpha=0.6)

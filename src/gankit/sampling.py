@@ -48,7 +48,7 @@ def save_samples(gan: GAN, out: str | Path, n: int, seed: int = 0, c: int | None
     if out.suffix == ".npy":
         np.save(out, x.numpy())
     else:
-        plot_samples(x, gan.spec, lambda t: gan.discriminate(t, None if c is None else c).cpu().numpy(), out, title)
+        plot_samples(x, gan.spec, lambda t: gan.discriminate(t, c).cpu().numpy(), out, title)
     return x
 
 
