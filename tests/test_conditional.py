@@ -213,7 +213,12 @@ def test_sample_class_from_the_command_line(tmp_path, capsys):
     capsys.readouterr()
     assert main(["sample", str(plain), "--class", "3", "--out", str(tmp_path / "s.png")]) == 2
     assert "not a conditional run" in capsys.readouterr().err
+    capsys.readouterr()
     assert main(["eval", str(run), "--metric", "conditional", "--n-samples", "80", "--json"]) == 0
+    import json
+
+    result = json.loads(capsys.readouterr().out)
+    assert len(result["per_class"]) == 8 and result["n_samples"] == 80 and 0 <= result["accuracy"] <= 1
 
 
 @pytest.mark.parametrize("option", [dict(update="simultaneous"), dict(k=2), dict(objective="wgan-gp"), dict(r1=1.0),
@@ -238,3 +243,17 @@ def test_trained_conditional_d_approaches_the_optimal_conditional_d():
     err = theory.conditional_discriminator_error(D, pairs, n=1000)
     assert err["mean"] < 0.08 and max(err["per_class_mean"]) < 0.1
     assert err["wrong_class_mean"] > 0.25
+
+
+def test_conditional_run_resumes_bit_exactly_and_refuses_to_drop_its_classes(tmp_path):
+    from gankit import checkpoint, rundir
+
+    kw = dict(conditional=True, dataset="grid25", log_every=1)
+    fit(tiny(steps=4, **kw), tmp_path / "full", progress=False)
+    fit(tiny(steps=2, **kw), tmp_path / "split", progress=False)
+    fit(tiny(steps=4, **kw), tmp_path / "split", resume=True, progress=False)
+    a = checkpoint.load(tmp_path / "full" / "checkpoints" / "last.pt")
+    b = checkpoint.load(tmp_path / "split" / "checkpoints" / "last.pt")
+    assert all(torch.equal(a[n][k], b[n][k]) for n in ("G", "D") for k in a[n])
+    with pytest.raises(rundir.RunDirError, match="conditional"):
+        fit(tiny(steps=6, **{**kw, "conditional": False}), tmp_path / "split", resume=True, progress=False)
