@@ -75,8 +75,8 @@ def _features_metric(name: str):
 
 METRICS: dict[str, Entry] = {
     "modes": Entry(_modes, "modes covered and high-quality fraction (toy data)", ("toy",)),
-    "conditional": Entry(_conditional, "conditional runs: share of samples of class c that are of class c (on mode c for "
-                                       "toys; by gankit's classifier for the MNIST family), per class"),
+    "conditional": Entry(_conditional, "conditional runs: share of samples of class c that are of class c (on "
+                                       "mode c for toys; by gankit's classifier for the MNIST family), per class"),
     "parzen": Entry(_parzen, "Parzen-window log-likelihood of the test set (Table 1)"),
     "classes": Entry(_classes, "classes covered by gankit's classifier (MNIST family)", ("image",)),
     "fd": Entry(_features_metric("fd"), "Frechet distance on gankit's classifier features", ("image",)),

@@ -85,7 +85,8 @@ def n_classes_of(data) -> int:
                           f"needs one sub-directory per class)")
     k = max(len(data.classes), int(data.labels.max()) + 1 if len(data.labels) else 0)
     if k < 2:
-        raise ConfigError(f"config key 'conditional': dataset '{data.name}' has a single class; nothing to condition on")
+        raise ConfigError(f"config key 'conditional': dataset '{data.name}' has a single class; nothing to "
+                          f"condition on")
     return k
 
 

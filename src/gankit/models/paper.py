@@ -117,7 +117,8 @@ class PaperConvGenerator(nn.Module):
         if h % 4 or w % 4:
             raise DataError(f"the paper's conv nets need image sides divisible by 4, got {h}x{w}")
         self.z_dim, self.shape, self.n_classes = z_dim, shape, n_classes
-        self.project = nn.Sequential(_uniform_(nn.Linear(z_dim + c_dim * bool(n_classes), 256 * (h // 4) * (w // 4)), irange), nn.ReLU())
+        self.project = nn.Sequential(_uniform_(nn.Linear(z_dim + c_dim * bool(n_classes), 256 * (h // 4) * (w // 4)),
+                                               irange), nn.ReLU())
         self.up1 = nn.ConvTranspose2d(256, 128, 5, 2, 2, output_padding=1)
         self.up2 = nn.ConvTranspose2d(128, c, 5, 2, 2, output_padding=1)
         for layer in (self.up1, self.up2):
