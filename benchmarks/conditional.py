@@ -59,7 +59,8 @@ def images(args) -> dict:
     run = args.run
     secs = None
     if run is None:
-        values = {**config_mod.preset(args.preset), "dataset": args.dataset, "conditional": True,
+        preset = config_mod.preset(args.preset) if args.preset != "none" else {}  # none: the image defaults
+        values = {**preset, "dataset": args.dataset, "conditional": True,
                   "epochs": args.epochs, "seed": args.seed}
         if args.data_dir:
             values["data_dir"] = args.data_dir
@@ -74,7 +75,7 @@ def images(args) -> dict:
           f"{r['worst_class']} ({r['worst']:.4f}); per class {', '.join(f'{v:.3f}' for v in r['per_class'])}"
           + (f"; FD per class {', '.join(f'{v:.1f}' for v in r['fd_per_class'])}" if "fd_per_class" in r else "")
           + (f"; trained {secs:.0f} s" if secs else "") + f"; run {run}", flush=True)
-    save_results(f"conditional_{args.dataset}", {**r, "run": run, "train_seconds": secs, "preset": args.preset,
+    save_results(f"conditional_{args.dataset}_{args.preset}", {**r, "run": run, "train_seconds": secs, "preset": args.preset,
                                                  "epochs": args.epochs})
     return r
 
@@ -88,7 +89,7 @@ def main(argv=None) -> int:
     t.add_argument("--steps", type=int, default=2000)
     i = sub.add_parser("images")
     i.add_argument("--dataset", default="fashion-mnist")
-    i.add_argument("--preset", default="dcgan-fashion-mnist")
+    i.add_argument("--preset", default="dcgan-fashion-mnist", help="a preset, or none for the image defaults (bn-mlp)")
     i.add_argument("--epochs", type=float, default=4.0)
     i.add_argument("--seed", type=int, default=0)
     i.add_argument("--data-dir", default=None)
