@@ -45,6 +45,8 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--n", type=int, default=64, help="number of samples (rows x columns for figures)")
     s.add_argument("--out", required=True, help="output file: .png (picture) or .npy (array)")
     s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--class", dest="cls", type=int, default=None, metavar="C",
+                   help="conditional runs: samples of class C (default: every class, one row each)")
     s.add_argument("--nearest", action="store_true", help="Figure 2: samples beside their nearest training image")
     s.add_argument("--interpolate", action="store_true", help="Figure 3: rows of linear interpolations in z")
     s.add_argument("--device", default="auto")
@@ -149,6 +151,8 @@ def cmd_train(args: dict) -> int:
             mm = summary["modes"]
             line += (f"; modes covered {mm['modes_covered']}/{mm['n_modes']}, "
                      f"high-quality {mm['high_quality_fraction']:.1%}")
+        if "class_on_mode" in summary:
+            line += f"; samples of class c on mode c {summary['class_on_mode']['accuracy']:.1%}"
         print(line, file=sys.stderr)
     print(f"gankit: run directory {run_dir}", file=sys.stderr)
     return 0
@@ -183,14 +187,26 @@ def cmd_sample(args: dict) -> int:
     _in_range(args, "seed", *SEEDS)
     gan = sampling.load_run(args["run_dir"], args["device"])
     with on_disk("write", out):
+        _check_class(gan, args["cls"], args["run_dir"])
         if args["nearest"]:
-            sampling.figure_nearest(gan, out, n=args["n"], seed=args["seed"])
+            sampling.figure_nearest(gan, out, n=args["n"], seed=args["seed"], c=args["cls"])
         elif args["interpolate"]:
-            sampling.figure_interpolate(gan, out, rows=args["n"], seed=args["seed"])
+            sampling.figure_interpolate(gan, out, rows=args["n"], seed=args["seed"], c=args["cls"])
         else:
-            sampling.save_samples(gan, out, args["n"], args["seed"])
+            sampling.save_samples(gan, out, args["n"], args["seed"], c=args["cls"])
     print(f"gankit: wrote {out}", file=sys.stderr)
     return 0
+
+
+def _check_class(gan, cls: int | None, run_dir: str) -> None:
+    """--class only for a conditional run, and one of its classes."""
+    if cls is None:
+        return
+    if not gan.n_classes:
+        raise UsageError(f"--class: {run_dir} is not a conditional run (it was trained without --conditional)")
+    if not 0 <= cls < gan.n_classes:
+        raise UsageError(f"--class {cls} is out of range: {run_dir} has {gan.n_classes} classes (0 to "
+                         f"{gan.n_classes - 1})")
 
 
 def _sigmas(text: str | None) -> list[float] | None:

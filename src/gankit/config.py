@@ -57,6 +57,7 @@ class Config:
     noise: str = _f("normal", "normal | uniform (on [-sqrt 3, sqrt 3])")
     hidden: int = _f(256, "width of hidden layers (mlp), base width (dcgan)")
     layers: int = _f(3, "hidden layers of the MLPs")
+    conditional: bool = _f(False, "p(x | c): G and D take the class label c (toys: the mode index)")
     # objective and Algorithm 1
     objective: str = _f("logistic", help_text(OBJECTIVES))
     loss: str = _f("nonsaturating", "generator loss: nonsaturating (default) | minimax")
@@ -271,6 +272,11 @@ def validate(cfg: Config) -> Config:
         raise ConfigError(f"config key 'monitor_every' must be >= 0 (0 = every epoch), got {cfg.monitor_every!r}")
     if not 0 <= cfg.threads <= 4096:
         raise ConfigError(f"config key 'threads' must be in [0, 4096] (0 = auto), got {cfg.threads!r}")
+    if cfg.conditional and cfg.pack > 1:
+        raise ConfigError("config key 'conditional': a packed D (pack > 1) judges several samples at once and takes "
+                          "no class labels; use pack = 1")
+    if cfg.conditional and cfg.dataset == "gaussian1d":
+        raise ConfigError("config key 'conditional': dataset 'gaussian1d' has a single class; nothing to condition on")
     if cfg.update == "simultaneous" and cfg.k != 1:
         raise ConfigError(f"config key 'k': the simultaneous update makes one D and one G update per minibatch, "
                           f"so k must be 1, got {cfg.k}")
@@ -358,7 +364,7 @@ def load(path: str | Path) -> Config:
     return from_dict(read_toml(path))
 
 
-ADDED_LATER = ("sgd_form", "d_loss_scale")  # run keys newer than saved runs; their defaults change nothing
+ADDED_LATER = ("sgd_form", "d_loss_scale", "conditional")  # run keys newer than saved runs; their defaults change nothing
 
 
 def load_complete(path: str | Path) -> Config:

@@ -31,6 +31,37 @@ def _classes(run_dir, n_samples, seed, device, **_):
     return result
 
 
+def _conditional(run_dir, n_samples, seed, device, **_):
+    """A conditional run's obedience to c (see gankit.metrics.conditional), with every class asked for equally
+    often; on an MNIST-family set also the Frechet distance per class against that class's test images."""
+    from gankit.metrics import conditional
+
+    gan = load_run(run_dir, device)
+    if not gan.n_classes:
+        raise UsageError(f"metric 'conditional' needs a conditional run (trained with --conditional); {run_dir} is not")
+    k = gan.n_classes
+    if gan.spec.kind == "toy":
+        n = n_samples or 1000 * k
+        torch.manual_seed(seed)
+        c = torch.arange(n) % k
+        result = conditional.on_mode(gan.sample(n, c=c).cpu(), c, gan.spec.modes, gan.spec.mode_std)
+        return {**result, "protocol": f"on-mode fraction per class, {n} samples, within 3 std of mode c"}
+    from gankit.data import load_dataset
+    from gankit.metrics.classifier import features, predict
+    from gankit.metrics.frechet import frechet_distance
+
+    gan, model, meta, x = _classified_samples(run_dir, "conditional", n_samples or 10_000, seed, device)
+    c = gan.classes(len(x))  # the labels gan.sample used: 0, 1, ..., K-1, 0, ...
+    result = conditional.classifier_accuracy(predict(model, x), c, k)
+    if len(x) // k > 128:  # the FD needs more samples than the classifier's 128 features, in every class
+        test = load_dataset(gan.cfg.dataset, "test", gan.cfg.data_dir)
+        fake_f, real_f = features(model, x), features(model, test.x)
+        result["fd_per_class"] = [round(frechet_distance(fake_f[c.cpu() == j], real_f[test.labels == j]), 4)
+                                  for j in range(k)]
+    return {**result, "protocol": f"gankit classifier's label = c, {len(x)} samples",
+            "classifier_test_accuracy": meta["test_accuracy"], "classifier_sha256": meta["sha256"]}
+
+
 def _parzen(run_dir, n_samples, seed, device, **options):
     from gankit.metrics.parzen import evaluate_run
 
@@ -44,6 +75,8 @@ def _features_metric(name: str):
 
 METRICS: dict[str, Entry] = {
     "modes": Entry(_modes, "modes covered and high-quality fraction (toy data)", ("toy",)),
+    "conditional": Entry(_conditional, "conditional runs: share of samples of class c that are of class c (on "
+                                       "mode c for toys; by gankit's classifier for the MNIST family), per class"),
     "parzen": Entry(_parzen, "Parzen-window log-likelihood of the test set (Table 1)"),
     "classes": Entry(_classes, "classes covered by gankit's classifier (MNIST family)", ("image",)),
     "fd": Entry(_features_metric("fd"), "Frechet distance on gankit's classifier features", ("image",)),
@@ -121,6 +154,10 @@ def format_result(metric: str, r: dict) -> str:
         return (f"classes covered {r['classes_covered']}/{r['n_classes']}, KL to the test histogram "
                 f"{r['kl_to_test']:.4f}, histogram {r['histogram']} (classifier accuracy "
                 f"{r['classifier_test_accuracy']:.3f})")
+    if metric == "conditional":
+        return (f"{r['protocol']}: accuracy {r['accuracy']:.4f}, worst class {r['worst_class']} ({r['worst']:.4f}); "
+                f"per class {', '.join(f'{v:.3f}' for v in r['per_class'])}"
+                + (f"; FD per class {', '.join(f'{v:.2f}' for v in r['fd_per_class'])}" if "fd_per_class" in r else ""))
     if metric == "parzen":
         return (f"Parzen log-likelihood {r['mean']:.2f} ± {r['stderr']:.2f} nats (sigma {r['sigma']:.4g}, "
                 f"{r['n_samples']} samples, {r['n_test']} test points)")

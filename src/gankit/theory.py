@@ -345,3 +345,58 @@ def ratio_figure(out, seed: int = 0) -> list[dict]:
     fig.savefig(out, dpi=100)
     plt.close(fig)
     return rows
+
+
+def conditional_pairs(k: int = 4, radius: float = 2.0) -> list[tuple[GaussianMixture, GaussianMixture]]:
+    """A labelled toy with a fixed conditional G: for class c, p_data(x|c) = N(mu_c, 0.3^2 I) with mu_c on a
+    circle, and p_g(x|c) = N(mu_c + 0.5 u_c, 0.5^2 I), shifted along a direction u_c that turns with c (so the
+    optimal D depends on c at every x)."""
+    pairs = []
+    for c in range(k):
+        a, b = 2 * math.pi * c / k, 2 * math.pi * c / k + math.pi / 2 + c
+        mu = (radius * math.cos(a), radius * math.sin(a))
+        pairs.append((GaussianMixture.make([mu], [0.3]),
+                      GaussianMixture.make([(mu[0] + 0.5 * math.cos(b), mu[1] + 0.5 * math.sin(b))], [0.5])))
+    return pairs
+
+
+def train_conditional_discriminator(pairs, steps: int = 3000, batch: int = 512, lr: float = 2e-3, hidden: int = 64,
+                                    layers: int = 2, seed: int = 0) -> nn.Module:
+    """The inner loop of Algorithm 1 for a conditional D with G held fixed: c uniform, x ~ p_data(.|c) against
+    G's x ~ p_g(.|c) with the same c; gankit's conditional MLP D (input [x, one-hot(c)])."""
+    torch.manual_seed(seed)
+    k = len(pairs)
+    D = MLPDiscriminator(pairs[0][0].dim, hidden, layers, n_classes=k)
+    opt = torch.optim.Adam(D.parameters(), lr=lr, betas=(0.5, 0.999))
+    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, steps)
+    g = torch.Generator().manual_seed(seed)
+    objective = Logistic(joint=False)
+    per = batch // k
+    c = torch.arange(k).repeat_interleave(per)
+    for _ in range(steps):
+        x = torch.cat([p.sample(per, g) for p, _ in pairs])
+        fake = torch.cat([q.sample(per, g) for _, q in pairs])
+        loss, _ = objective.d_loss(D, x, fake, c)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        sched.step()
+    return D.eval()
+
+
+def conditional_discriminator_error(D: nn.Module, pairs, n: int = 2000, seed: int = 1) -> dict:
+    """|D(x, c) - D*(x|c)|, D*(x|c) = p_data(x|c) / (p_data(x|c) + p_g(x|c)), on samples of both conditionals of
+    every class; and the same D asked with the next class c + 1 instead (what ignoring c would cost)."""
+    g = torch.Generator().manual_seed(seed)
+    k, rows, wrong = len(pairs), [], []
+    for c, (p, q) in enumerate(pairs):
+        x = torch.cat([p.sample(n, g), q.sample(n, g)])
+        star = optimal_discriminator(p, q, x.numpy())
+        with torch.no_grad():
+            d = torch.sigmoid(D(x, torch.full((len(x),), c))).double().numpy()
+            d_wrong = torch.sigmoid(D(x, torch.full((len(x),), (c + 1) % k))).double().numpy()
+        rows.append(np.abs(d - star))
+        wrong.append(np.abs(d_wrong - star))
+    err, err_wrong = np.concatenate(rows), np.concatenate(wrong)
+    return {"mean": float(err.mean()), "max": float(err.max()), "per_class_mean": [float(r.mean()) for r in rows],
+            "wrong_class_mean": float(err_wrong.mean()), "n_points": len(err)}

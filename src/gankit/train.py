@@ -76,7 +76,7 @@ def _loop(cfg: Config, run: "_Run", stop: "_StopRequest", extra_hooks: list) -> 
                 for j in range(cfg.k):  # for k steps: update D on a fresh real minibatch
                     x, c = batches(b + j)
                     stats = d_step(s, objective, x, c)
-                stats |= g_step(s, objective, x_real=x)  # then one step on G
+                stats |= g_step(s, objective, c, x_real=x)  # then one step on G (conditional: on the last c)
             else:
                 stats = simultaneous_step(s, objective, *batches(b))
             s.update_ema()
@@ -157,7 +157,8 @@ def _start(cfg: Config, run_dir: Path, resume: bool, force: bool, progress: bool
         data = gan.data
         monitor = build_monitor(cfg.monitor, gan) if cfg.monitor and rank == 0 else None
         reals_per_step = cfg.k if cfg.update == "alternating" else 1
-        batches = Batches(data.x.to(device), cfg.batch_size, cfg.seed, rank, world, reals_per_step=reals_per_step)
+        labels = data.labels.to(device) if cfg.conditional else None  # conditional: c flows with x through the steps
+        batches = Batches(data.x.to(device), cfg.batch_size, cfg.seed, rank, world, labels, reals_per_step)
         total = cfg.steps if cfg.steps is not None else batches.steps_for(cfg.epochs)
         m = cfg.batch_size
 
@@ -208,7 +209,10 @@ def _start(cfg: Config, run_dir: Path, resume: bool, force: bool, progress: bool
               else None, validation=validation)
     hooks = [log, ProgressBar(log, total, s.step, progress and rank == 0)]
     if rank == 0:
-        z_fixed = fixed_noise(cfg, 2500 if data.kind == "toy" else N_FIXED, device)
+        n_fixed = 2500 if data.kind == "toy" else N_FIXED
+        if gan.n_classes and data.kind == "image":  # a conditional run's pictures: 10 samples of each class per row
+            n_fixed = 10 * gan.n_classes
+        z_fixed = fixed_noise(cfg, n_fixed, device)
         pictures = Pictures(run_dir, gan, z_fixed, cfg.sample_every, batches.epoch_ends_at, CollapseMonitor(gan.spec))
         hooks += [pictures, ckpt, Summary(run_dir, gan)]
         if cfg.tensorboard:  # after Pictures and Summary: it shows what they made
