@@ -219,7 +219,7 @@ def _start(cfg: Config, run_dir: Path, resume: bool, force: bool, progress: bool
             from gankit.tensorboard import TensorBoard
 
             hooks.append(TensorBoard(run_dir, log, pictures, gan, data.x, cfg.seed,
-                                     purge_step=s.step if resume else None))
+                                     purge_step=s.step if resume else None, labels=data.labels))
     return _Run(run_dir, gan, s, batches, objective, hooks, total, rank, world, lock)
 
 
