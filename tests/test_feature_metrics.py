@@ -148,7 +148,7 @@ def test_eval_feature_metrics_on_a_folder_run(folder_run, capsys, tmp_path, monk
                      "--json"]) == 0
         results[metric] = json.loads(capsys.readouterr().out)
     fd = results["fd"]
-    assert fd["protocol"] == "rand-conv-v1-fd0k_folder-imgs" and fd["features"]["sha256"] == Fe.RAND_CONV_SHA256
+    assert fd["protocol"] == "rand-conv-v1-fd260_folder-imgs" and fd["features"]["sha256"] == Fe.RAND_CONV_SHA256
     assert fd["n_generated"] == fd["n_reference"] == 260 and "all its images" in fd["reference"]
     assert fd["quantisation"].startswith("8-bit") and set(fd["versions"]) == {"gankit", "torch", "numpy"}
     assert fd["bootstrap"]["n_boot"] == 20 and fd["bootstrap"]["ci_low"] <= fd["bootstrap"]["ci_high"]
@@ -190,10 +190,28 @@ def test_eval_fid_protocol_and_bootstrap_zero(folder_run, capsys, monkeypatch):
     capsys.readouterr()
     assert main(["eval", str(folder_run), "--metric", "fid", "--n-samples", "260", "--bootstrap", "0", "--json"]) == 0
     r = json.loads(capsys.readouterr().out)
-    assert r["protocol"] == "inception-2015-12-05-clean-fid0k_folder-imgs" and r["features"]["dim"] == 12
+    assert r["protocol"] == "inception-2015-12-05-clean-fid260_folder-imgs" and r["features"]["dim"] == 12
     assert "bootstrap" not in r and r["n_generated"] == 260 and np.isfinite(r["value"])
     assert r["fd_inf"]["ns"][0] == 52 and r["fd_inf"]["ns"][-1] == 260
     assert main(["eval", str(folder_run), "--metric", "fd", "--features", "inception", "--n-samples", "260",
                  "--bootstrap", "5", "--json"]) == 0
     r2 = json.loads(capsys.readouterr().out)
     assert r2["value"] == r["value"] and r2["bootstrap"]["n_boot"] == 5
+
+
+def test_eval_on_a_cifar10_run_compares_with_the_test_split(tmp_path, isolated_cache, monkeypatch, capsys):
+    import gankit.data.cifar as cifar
+    from test_cifar_folder import _write_cifar
+
+    monkeypatch.setattr(cifar, "SPLITS", {"train": (0, 90), "valid": (90, 100), "trainval": (0, 100), "test": None})
+    _write_cifar(tmp_path / "c", n=40)
+    run = tmp_path / "run"
+    assert main(["train", "--dataset", "cifar10", "--data-dir", str(tmp_path / "c"), "--model", "paper", "--steps", "2",
+                 "--batch-size", "16", "--hidden", "16", "--out", str(run), "--no-progress"]) == 0
+    capsys.readouterr()
+    assert main(["eval", str(run), "--metric", "dc", "--n-samples", "30", "--json"]) == 0
+    r = json.loads(capsys.readouterr().out)
+    assert r["protocol"] == "rand-conv-v1-dc30_cifar10" and r["reference"] == "cifar10 test split, first 30 images"
+    assert r["n_generated"] == r["n_reference"] == 30 and r["features"]["protocol"] == "rand-conv-v1"
+    assert main(["eval", str(run), "--metric", "classes"]) == 2  # the classifier is for the MNIST family
+    assert "MNIST-family" in capsys.readouterr().err

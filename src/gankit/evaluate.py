@@ -139,7 +139,8 @@ def _feature_metric(run_dir, metric: str, n: int, seed: int, device: str, featur
         out = _compare(metric, fake, real, seed, bootstrap)
     except ValueError as e:  # e.g. fewer samples than feature dimensions: say so in one line
         raise UsageError(f"metric '{metric}' on {extractor.protocol} features: {e}") from None
-    result = {**out, "protocol": f"{extractor.protocol}-{metric}{n // 1000}k_{_short(gan.cfg.dataset)}",
+    size = f"{n // 1000}k" if n % 1000 == 0 else str(n)
+    result = {**out, "protocol": f"{extractor.protocol}-{metric}{size}_{_short(gan.cfg.dataset)}",
               "n_generated": len(fake), "n_reference": len(real), "reference": reference,
               "features": extractor.record(), "quantisation": QUANTISATION, "seed": seed, "versions": versions()}
     if "test_accuracy" in extractor.extra:

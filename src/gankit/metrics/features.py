@@ -157,11 +157,12 @@ FEATURES = ("auto", "classifier", "inception", "rand-conv")
 
 def get_extractor(kind: str, dataset: str, classifier: str | None = None, data_dir=None, device="cpu",
                   inception_path=None) -> Extractor:
-    """`kind` from FEATURES; 'auto' is the classifier for the MNIST family and rand-conv for other images."""
-    from gankit.metrics.classifier import SHIPPED
+    """`kind` from FEATURES; 'auto' is the classifier for the MNIST family (KMNIST: only a retrained one) and
+    rand-conv for other images."""
+    from gankit.data.mnist import IMAGE_SETS
 
     if kind == "auto":
-        kind = "classifier" if dataset in SHIPPED or classifier else "rand-conv"
+        kind = "classifier" if dataset in IMAGE_SETS or classifier else "rand-conv"
     if kind == "classifier":
         return classifier_extractor(dataset, classifier, data_dir, device)
     if kind == "inception":
