@@ -96,6 +96,34 @@ def test_inception_stage_shapes_and_determinism_with_random_weights():
     assert (f[0] - f[1]).abs().max() > 1e-4
 
 
+class _Capture(torch.nn.Module):
+    def forward(self, x):
+        self.seen = x
+        return x[:, :1]
+
+
+def test_inception_pools_as_the_tensorflow_graph_does():
+    """Average pools ignore the zero padding; the last block's pool branch is a max pool; pixels in [0, 255]
+    enter as x / 127.5 - 1."""
+    ones = torch.ones(1, 2, 5, 5)
+    assert torch.equal(I._avg3(ones), ones)  # a padding-counting pool would give 4/9 in the corners
+    x = torch.randn(1, 2048, 8, 8)
+    net = I.FIDInception().eval()
+    for name, pool in (("Mixed_5b", I._avg3), ("Mixed_6b", I._avg3), ("Mixed_7b", I._avg3),
+                       ("Mixed_7c", lambda t: torch.nn.functional.max_pool2d(t, 3, stride=1, padding=1))):
+        block = getattr(net, name)
+        block.branch_pool = _Capture()
+        c_in = block.branch1x1.conv.in_channels
+        with torch.no_grad():
+            block(x[:, :c_in])
+        assert torch.equal(block.branch_pool.seen, pool(x[:, :c_in])), name
+    net = I.FIDInception().eval()
+    img = torch.rand(1, 3, 80, 80) * 255
+    with torch.no_grad():
+        first = next(net.stages(img))[1]
+        assert torch.equal(first, net.Conv2d_1a_3x3(img / 127.5 - 1))
+
+
 def test_missing_inception_weights_say_where_to_put_them(tmp_path, monkeypatch):
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
     monkeypatch.delenv(I.WEIGHTS_ENV, raising=False)

@@ -112,7 +112,7 @@ def test_fd_bootstrap_interval_is_seeded_and_holds_the_true_value():
     assert r != frechet_bootstrap(a, b, n_boot=200, seed=2)
     assert r["ci_low"] < 4.0 < r["ci_high"] and r["ci_low"] < frechet_distance(a, b) < r["ci_high"]
     # the spread of FD's estimate ~ 2 |delta| sqrt(2 / N) (mean term) for this pair
-    assert 0.5 * 0.126 < r["std"] < 2 * 0.126
+    assert 0.85 * 0.126 < r["std"] < 1.2 * 0.126  # resampling one set only would give 0.089
     big = frechet_bootstrap(np.tile(a, (4, 1)), np.tile(b, (4, 1)), n_boot=100, seed=1)
     assert big["std"] < 0.7 * r["std"]  # about half with 4 x the samples
 
