@@ -69,7 +69,7 @@ def _parser() -> argparse.ArgumentParser:
     c.add_argument("what", choices=["train"])
     c.add_argument("--dataset", required=True, choices=list(IMAGES), help="an MNIST-family dataset")
     c.add_argument("--seed", type=int, default=0)
-    c.add_argument("--epochs", type=int, default=6)
+    c.add_argument("--epochs", type=int, default=8)
     c.add_argument("--data-dir", default=None)
     c.add_argument("--out", default=None, help="weights file (default: the per-user cache, named by its protocol)")
     c.add_argument("--no-progress", action="store_true")
