@@ -65,20 +65,28 @@ class Shipped:
     test_histogram: tuple[int, ...]
 
 
-# Made by `gankit classifier train --dataset D --seed 0 --out src/gankit/metrics/weights/D-v1.pt` (VERSION 3 recipe).
-SHIPPED: dict[str, Shipped] = {}
+# Made by `gankit classifier train --dataset D --seed 0 --epochs 8 --out src/gankit/metrics/weights/D-v1.pt`
+# (VERSION 3 recipe, torch 2.13.0 on CPU, one thread); the accuracies are those of the float16 weights.
+SHIPPED: dict[str, Shipped] = {
+    "mnist": Shipped("gankit-mnist-v1", "mnist-v1.pt",
+                    "14e52536d50f51463de1224e4a02d4557ff09fd8c43127349d8a25ffcce71ca3",
+                    0.9949, (980, 1135, 1032, 1010, 982, 892, 958, 1028, 974, 1009)),
+    "fashion-mnist": Shipped("gankit-fashion-mnist-v1", "fashion-mnist-v1.pt",
+                    "779b271cda66e29517c096b16b02fd547bfff09785fa2cd58d7bf8c2701fc6c9",
+                    0.9098, (1000, 1000, 1000, 1000, 1000, 1000, 1000, 1000, 1000, 1000)),
+}
 
 
-def _shift(x: torch.Tensor, g: torch.Generator, max_shift: int = 2) -> torch.Tensor:
+def _shift(x: torch.Tensor, g: torch.Generator, max_shift: int = 1) -> torch.Tensor:
     """The batch translated by one random (dy, dx) in [-max_shift, max_shift]^2, zero-filled."""
     dy, dx = (torch.randint(-max_shift, max_shift + 1, (2,), generator=g)).tolist()
     img = F.pad(x.reshape(-1, 1, 28, 28), (max_shift,) * 4)
     return img[:, :, max_shift - dy:max_shift - dy + 28, max_shift - dx:max_shift - dx + 28]
 
 
-def train_classifier(x: torch.Tensor, y: torch.Tensor, epochs: int = 6, batch: int = 128, seed: int = 0,
+def train_classifier(x: torch.Tensor, y: torch.Tensor, epochs: int = 8, batch: int = 128, seed: int = 0,
                      progress: bool = True) -> SmallCNN:
-    """Adam with a one-cycle schedule and random shifts of up to 2 pixels; x is [N, 784] in [0, 1]."""
+    """Adam with a one-cycle schedule and random shifts of up to 1 pixel; x is [N, 784] in [0, 1]."""
     torch.manual_seed(seed)
     model = SmallCNN(int(y.max()) + 1)
     opt = torch.optim.Adam(model.parameters(), lr=1e-3)
@@ -161,7 +169,7 @@ def retrained_dir() -> Path:
     return cache_dir("classifiers")
 
 
-def retrain(dataset: str, data_dir: str | None = None, seed: int = 0, epochs: int = 6, progress: bool = True,
+def retrain(dataset: str, data_dir: str | None = None, seed: int = 0, epochs: int = 8, progress: bool = True,
             out: str | Path | None = None, cache: Path | None = None) -> dict:
     """Train `dataset`'s classifier on its train split and write its float16 weights (and a .json of its
     metadata) as `out` or, by default, into the cache under a protocol name of its own; returns the metadata."""
