@@ -60,6 +60,21 @@ def _parser() -> argparse.ArgumentParser:
     e.add_argument("--seed", type=int, default=0)
     e.add_argument("--json", action="store_true", help="print the result as JSON")
     e.add_argument("--device", default="auto")
+    e.add_argument("--features", default="auto", choices=["auto", "classifier", "inception", "rand-conv"],
+                   help="features for fd/kid/pr/dc: auto = gankit's shipped classifier for MNIST and Fashion-MNIST, "
+                        "rand-conv (a fixed random network; not FID) for other images; inception = FID's network")
+    e.add_argument("--classifier", default=None, metavar="PROTOCOL",
+                   help="a retrained classifier's protocol (from `gankit classifier train`) instead of the shipped one")
+    e.add_argument("--bootstrap", type=int, default=200, help="fd/fid: bootstrap resamples for the interval (0: none)")
+
+    c = sub.add_parser("classifier", help="retrain gankit's domain classifier (a new, differently named protocol)")
+    c.add_argument("what", choices=["train"])
+    c.add_argument("--dataset", required=True, choices=list(IMAGES), help="an MNIST-family dataset")
+    c.add_argument("--seed", type=int, default=0)
+    c.add_argument("--epochs", type=int, default=8)
+    c.add_argument("--data-dir", default=None)
+    c.add_argument("--out", default=None, help="weights file (default: the per-user cache, named by its protocol)")
+    c.add_argument("--no-progress", action="store_true")
     r = sub.add_parser("reproduce", help="reproduce one of the paper's results")
     r.add_argument("what", choices=["table1"])
     r.add_argument("--dataset", default="mnist", choices=list(IMAGES), help="an MNIST-family dataset")
@@ -228,12 +243,27 @@ def cmd_eval(args: dict) -> int:
     _in_range(args, "n_samples", 2, 10**6)
     _in_range(args, "valid_size", 1, 10**5)
     _in_range(args, "seed", *SEEDS)
+    _in_range(args, "bootstrap", 0, 100_000)
     result = evaluate.run_metric(args["run_dir"], args["metric"], n_samples=args["n_samples"], seed=args["seed"],
-                                 sigmas=_sigmas(args["sigmas"]), valid_size=args["valid_size"], device=args["device"])
+                                 sigmas=_sigmas(args["sigmas"]), valid_size=args["valid_size"], device=args["device"],
+                                 features=args["features"], classifier=args["classifier"], bootstrap=args["bootstrap"])
     if args["json"]:
         print(json.dumps(result, indent=2))
     else:
         print(evaluate.format_result(args["metric"], result))
+    return 0
+
+
+def cmd_classifier(args: dict) -> int:
+    from gankit.metrics.classifier import retrain
+
+    _in_range(args, "seed", *SEEDS)
+    _in_range(args, "epochs", 1, 1000)
+    meta = retrain(args["dataset"], args["data_dir"], seed=args["seed"], epochs=args["epochs"],
+                   progress=not args["no_progress"], out=args["out"])
+    print(f"{meta['protocol']}: test accuracy {meta['test_accuracy']:.4f}, sha256 {meta['sha256']}")
+    print(f"gankit: wrote {meta['path']}; use it with `gankit eval RUN --metric fd --classifier {meta['protocol']}`",
+          file=sys.stderr)
     return 0
 
 
@@ -365,7 +395,7 @@ def cmd_vae(args: dict) -> int:
 def main(argv: list[str] | None = None) -> int:
     args = vars(_parser().parse_args(argv))
     commands = {"train": cmd_train, "sample": cmd_sample, "eval": cmd_eval, "reproduce": cmd_reproduce,
-                "theory": cmd_theory, "report": cmd_report, "vae": cmd_vae}
+                "theory": cmd_theory, "report": cmd_report, "vae": cmd_vae, "classifier": cmd_classifier}
     try:
         return commands[args["command"]](args)
     except NonFiniteError as e:  # a run that diverged: a runtime failure, said in one line
