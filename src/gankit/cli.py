@@ -101,7 +101,7 @@ def _parser() -> argparse.ArgumentParser:
     en.add_argument("--refine-lr", type=float, default=0.05)
     en.add_argument("--encoder", help="an encoder file (default RUN/encoder.pt, fitted now if absent)")
     en.add_argument("--retrain", action="store_true", help="fit RUN/encoder.pt again")
-    en.add_argument("--encoder-steps", type=int, default=2000, help="Adam steps fitting E on fresh G(z)")
+    en.add_argument("--encoder-steps", type=int, default=1000, help="Adam steps fitting E on fresh G(z)")
     en.add_argument("--encoder-batch", type=int, default=128, help="z per encoder step")
     en.add_argument("--memorisation", type=int, default=0, metavar="N",
                     help="also compare reconstruction errors of N training and N test images (95%% intervals)")

@@ -101,7 +101,7 @@ class Encoder:
             return torch.cat([self.net(x[i:i + batch].to(dev).float()) for i in range(0, len(x), batch)])
 
 
-def fit_encoder(gan: GAN, steps: int = 2000, batch_size: int = 128, lr: float = 1e-3, seed: int = 0,
+def fit_encoder(gan: GAN, steps: int = 1000, batch_size: int = 128, lr: float = 1e-3, seed: int = 0,
                 n_eval: int = 2000, log=None) -> Encoder:
     """Fit E to minimise ||E(G(z)) - z||^2 on fresh z ~ p_z every step (Adam); info holds the R^2 of E(G(z))
     against z on n_eval held-out z."""

@@ -22,14 +22,15 @@ METHODS = ("D features", "raw pixels", "D from scratch")
 
 def last_linear(net: nn.Module) -> tuple[nn.Module, str, nn.Linear]:
     """(parent, attribute name, layer) of the last nn.Linear in `net`'s module order: D's logit layer."""
-    found = None
-    for parent in net.modules():
-        for name, child in parent.named_children():
-            if isinstance(child, nn.Linear):
-                found = (parent, name, child)
-    if found is None:
+    name = None
+    for qualified, m in net.named_modules():  # pre-order: the last Linear visited is the last one applied
+        if isinstance(m, nn.Linear):
+            name = qualified
+    if name is None:
         raise UsageError("this run's discriminator has no Linear layer to take features from")
-    return found
+    *path, attr = name.split(".")
+    parent = net.get_submodule(".".join(path)) if path else net
+    return parent, attr, getattr(parent, attr)
 
 
 @torch.no_grad()
