@@ -62,6 +62,17 @@ def test_completion_keeps_visible_pixels_and_recovers_hidden_ones_of_a_reachable
     assert r["mse_hidden_best_fit"] <= r["mse_hidden"] + 1e-12
 
 
+def test_average_completion_error_is_at_most_the_average_error():
+    """Jensen: the squared error of the mean of k completions is at most the mean of their squared errors."""
+    gan = affine_gan()
+    x = torch.rand(5, 16, generator=torch.Generator().manual_seed(0))  # not reachable: completions differ
+    r = P.inpaint(gan, x, "right", k=3, steps=5, seed=1)
+    assert r["mse_hidden_average_completion"] < r["mse_hidden"]
+    h = r["hidden"].reshape(-1)
+    assert r["mse_hidden_average_completion"] == pytest.approx(
+        float(((r["completions"].mean(1).clamp(0, 1)[:, h] - x[:, h]) ** 2).mean()), rel=1e-5)  # images clamp to [0, 1]
+
+
 def test_completion_is_seeded():
     gan = affine_gan()
     x = torch.rand(3, 16, generator=torch.Generator().manual_seed(0))

@@ -448,12 +448,14 @@ def cmd_inpaint(args: dict) -> int:
                         seed=args["seed"])
     with on_disk("write", out):
         inpaint.figure_inpaint(gan, x, r, out)
-    keys = ("mask", "n", "k", "mse_hidden", "mse_hidden_best_fit", "mse_hidden_mean_image")
+    keys = ("mask", "n", "k", "mse_hidden", "mse_hidden_best_fit", "mse_hidden_average_completion",
+            "mse_hidden_mean_image")
     if args["json"]:
         print(json.dumps({k: r[k] for k in keys}, indent=2))
     else:
         print(f"mask {r['mask']}, {r['n']} images x {r['k']} completions: hidden-pixel MSE {r['mse_hidden']:.5f} "
-              f"(best visible fit {r['mse_hidden_best_fit']:.5f}); mean-image baseline {r['mse_hidden_mean_image']:.5f}")
+              f"(best visible fit {r['mse_hidden_best_fit']:.5f}, average of the completions "
+              f"{r['mse_hidden_average_completion']:.5f}); mean-image baseline {r['mse_hidden_mean_image']:.5f}")
     print(f"gankit: wrote {out}", file=sys.stderr)
     return 0
 
