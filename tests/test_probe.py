@@ -74,7 +74,7 @@ def test_balanced_indices():
         P.balanced_indices(labels, 200, 4, seed=0)
 
 
-def labelled_gan(n=300, seed=0):
+def labelled_gan(n=300, seed=0, **cfg_values):
     """A dcgan D on 8 x 8 images whose class (of 3) sets which third of the image is bright."""
     g = torch.Generator().manual_seed(seed)
     y = torch.arange(n) % 3
@@ -82,7 +82,7 @@ def labelled_gan(n=300, seed=0):
     for k in range(3):
         x[y == k, :, :, 2 * k:2 * k + 3] += 0.6
     data = Data("mnist", (1, 8, 8), "image", (0.0, 1.0), classes=tuple("abc"), x=x.reshape(n, -1), labels=y)
-    cfg = C.from_dict({"model": "dcgan", "dataset": "mnist", "z_dim": 4, "hidden": 4, "pixel_range": "01"})
+    cfg = C.from_dict({"model": "dcgan", "dataset": "mnist", "z_dim": 4, "hidden": 4, "pixel_range": "01", **cfg_values})
     from gankit.models import architecture
 
     torch.manual_seed(0)
@@ -100,6 +100,15 @@ def test_scratch_network_is_D_with_a_k_way_head_freshly_initialised():
         assert not torch.equal(a(x), P.scratch_network(gan, 3, seed=1)(x))
     assert sum(p.numel() for p in a.parameters()) == sum(p.numel() for p in gan.D.parameters()) + 2 * (
         P.last_linear(a)[2].in_features + 1)
+
+
+@pytest.mark.parametrize("stabiliser", [{"pack": 2}, {"minibatch_std": True}])
+def test_scratch_network_of_a_wrapped_D_predicts_every_image(stabiliser):
+    gan = labelled_gan(**stabiliser)
+    x, y = gan.data.x[:8], gan.data.labels[:8]
+    net = P.train_scratch(P.scratch_network(gan, 3, seed=0), x, y, steps=2, batch=4)
+    assert net(x).shape == (8, 3) and P._predict_net(net, x, "cpu").shape == (8,)
+    assert P.d_features(gan, x).shape[0] == 8
 
 
 def test_probe_end_to_end():

@@ -85,13 +85,29 @@ def balanced_indices(labels: torch.Tensor, n: int, n_classes: int, seed: int) ->
     return torch.cat(out)
 
 
+class SelfPacked(nn.Module):
+    """A packed D's inner network judging each sample packed with copies of itself (Packed's eval behaviour, in
+    training too), so a classifier gives one prediction per image."""
+
+    def __init__(self, inner: nn.Module, pack: int):
+        super().__init__()
+        self.inner, self.pack = inner, pack
+
+    def forward(self, x: torch.Tensor, c: torch.Tensor | None = None) -> torch.Tensor:
+        return self.inner(x.repeat_interleave(self.pack, 0).reshape(len(x), -1))
+
+
 def scratch_network(gan: GAN, n_classes: int, seed: int) -> nn.Module:
     """D's architecture, freshly initialised (seeded), its last Linear replaced by a K-way head."""
+    from gankit.models.layers import Packed
+
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         _, net = construct(gan.arch)
         parent, name, layer = last_linear(net)
         setattr(parent, name, nn.Linear(layer.in_features, n_classes))
+    if isinstance(net, Packed):
+        net = SelfPacked(net.inner, net.pack)
     return net.to(gan.device)
 
 
