@@ -114,6 +114,52 @@ def _parser() -> argparse.ArgumentParser:
     v.add_argument("--k", type=int, default=1000, help="importance samples of the IWAE bound")
     v.add_argument("--n-bound", type=int, default=1000, help="test images the IWAE bound is computed on")
     v.add_argument("--no-progress", action="store_true")
+
+    en = sub.add_parser("encode", help="learned inference: fit E predicting z from G(z), then encode images")
+    en.add_argument("run_dir")
+    en.add_argument("--images", help="images to encode: FILE.npy (uint8 pixels, or floats in the run's range) or a "
+                    "folder of PNGs (default: --n images of --split)")
+    en.add_argument("--split", default="test", choices=config_mod.SPLITS,
+                    help="split of the run's dataset to encode when no --images")
+    en.add_argument("--n", type=int, default=64, help="images of --split to encode when no --images")
+    en.add_argument("--out", help="output .npz: latents z, reconstructions G(z), per-image errors; a figure "
+                    "beside it (.png)")
+    en.add_argument("--refine", type=int, default=0, metavar="STEPS",
+                    help="per image, Adam steps on ||G(z) - x||^2 from z = E(x) (0 = E alone)")
+    en.add_argument("--refine-lr", type=float, default=0.05)
+    en.add_argument("--encoder", help="an encoder file (default RUN/encoder.pt, fitted now if absent)")
+    en.add_argument("--retrain", action="store_true", help="fit RUN/encoder.pt again")
+    en.add_argument("--encoder-steps", type=int, default=1000, help="Adam steps fitting E on fresh G(z)")
+    en.add_argument("--encoder-batch", type=int, default=128, help="z per encoder step")
+    en.add_argument("--memorisation", type=int, default=0, metavar="N",
+                    help="also compare reconstruction errors of N training and N test images (95%% intervals)")
+    en.add_argument("--seed", type=int, default=0)
+    en.add_argument("--json", action="store_true", help="print the measurements as JSON")
+    en.add_argument("--device", default="auto")
+
+    pr = sub.add_parser("probe", help="linear probe on D's features against raw pixels and a net from scratch")
+    pr.add_argument("run_dir")
+    pr.add_argument("--labels", type=int, required=True, help="labelled training images (balanced over classes)")
+    pr.add_argument("--seeds", type=int, default=3, help="draws of the labelled set (mean ± std over them)")
+    pr.add_argument("--l2", type=float, default=1e-2, help="L2 penalty of the logistic regressions")
+    pr.add_argument("--scratch-steps", type=int, default=300, help="Adam steps training D's architecture from scratch")
+    pr.add_argument("--json", action="store_true")
+    pr.add_argument("--device", default="auto")
+
+    ip = sub.add_parser("inpaint", help="complete hidden pixels by searching z against the visible ones")
+    ip.add_argument("run_dir")
+    ip.add_argument("--mask", default="centre", choices=["left", "right", "top", "bottom", "centre", "random"],
+                    help="the part hidden (random: each pixel with probability 1/2)")
+    ip.add_argument("--images", help="FILE.npy or a folder of PNGs (default: --n images of --split)")
+    ip.add_argument("--split", default="test", choices=config_mod.SPLITS)
+    ip.add_argument("--n", type=int, default=16)
+    ip.add_argument("--n-completions", type=int, default=4, help="random restarts = completions per image")
+    ip.add_argument("--steps", type=int, default=300, help="Adam steps per restart on the visible pixels")
+    ip.add_argument("--candidates", type=int, default=32, help="random z tried per restart before the descent")
+    ip.add_argument("--out", default="inpaint.png", help="figure: masked input, completions, original (.png)")
+    ip.add_argument("--seed", type=int, default=0)
+    ip.add_argument("--json", action="store_true")
+    ip.add_argument("--device", default="auto")
     return p
 
 
@@ -392,10 +438,112 @@ def cmd_vae(args: dict) -> int:
     return 0
 
 
+def _images(args: dict, gan):
+    """--images FILE|FOLDER, or --n random images of --split of the run's dataset."""
+    from gankit import inference
+
+    if args["images"] is not None:
+        return inference.read_images(args["images"], gan.spec)
+    if gan.spec.kind != "image":
+        raise UsageError("give --images FILE.npy (points) for a toy run")
+    return inference.split_images(gan, args["split"], args["n"], args["seed"])
+
+
+def cmd_encode(args: dict) -> int:
+    import numpy as np
+
+    from gankit import inference, sampling
+    from gankit.errors import on_disk
+
+    for key, lo, hi in (("n", 1, 10**6), ("refine", 0, 10**6), ("encoder_steps", 1, 10**7), ("encoder_batch", 1, 10**5),
+                        ("memorisation", 0, 10**5), ("refine_lr", 1e-8, 1e3), ("seed", *SEEDS)):
+        _in_range(args, key, lo, hi)
+    out = _output(args["out"], (".npz",)) if args["out"] else None
+    if out is None and not args["memorisation"]:
+        raise UsageError("give --out FILE.npz (and --images), or --memorisation N")
+    gan = sampling.load_run(args["run_dir"], args["device"])
+    x = _images(args, gan) if out is not None else None
+    log = (lambda m: print(m, file=sys.stderr))
+    enc = inference.encoder_for(gan, args["run_dir"], args["encoder"], args["retrain"], log=log,
+                                steps=args["encoder_steps"], batch_size=args["encoder_batch"], seed=args["seed"])
+    result = {"encoder_r2": enc.info.get("r2")}
+    if out is not None:
+        z, recon, err = inference.encode(gan, enc, x, args["refine"], args["refine_lr"])
+        fig = out.with_suffix(".png")
+        with on_disk("write", out):
+            np.savez(out, z=z.numpy(), reconstructions=recon.numpy(), images=x.numpy(), errors=err.numpy())
+            inference.figure_encode(gan, x, recon, fig)
+        result |= {"n": len(x), "refine": args["refine"], "reconstruction_mse": float(err.mean())}
+        print(f"gankit: wrote {out} and {fig}", file=sys.stderr)
+    if args["memorisation"]:
+        result["memorisation"] = inference.memorisation(gan, enc, args["memorisation"], args["refine"], args["seed"])
+    if args["json"]:
+        print(json.dumps(result, indent=2))
+        return 0
+    print(f"R^2 of E(G(z)) against z: {result['encoder_r2']:.4f}")
+    if out is not None:
+        print(f"reconstruction MSE of {result['n']} images (refine {args['refine']}): {result['reconstruction_mse']:.5f}")
+    if "memorisation" in result:
+        m = result["memorisation"]
+        print(f"memorisation test ({m['n']} + {m['n']} images): train MSE {m['train_error']:.5f}, test MSE "
+              f"{m['test_error']:.5f}, difference {m['difference']:+.5f}, 95% t-interval [{m['t_interval'][0]:+.5f}, "
+              f"{m['t_interval'][1]:+.5f}], bootstrap [{m['bootstrap_interval'][0]:+.5f}, "
+              f"{m['bootstrap_interval'][1]:+.5f}]")
+    return 0
+
+
+def cmd_probe(args: dict) -> int:
+    from gankit import probe, sampling
+
+    _in_range(args, "labels", 1, 10**6)
+    _in_range(args, "seeds", 1, 1000)
+    _in_range(args, "l2", 0, 1e6)
+    _in_range(args, "scratch_steps", 1, 10**6)
+    gan = sampling.load_run(args["run_dir"], args["device"])
+    log = None if args["json"] else (lambda m: print(m, file=sys.stderr))
+    r = probe.probe(gan, args["labels"], args["seeds"], l2=args["l2"], scratch_steps=args["scratch_steps"], log=log)
+    if args["json"]:
+        print(json.dumps(r, indent=2))
+        return 0
+    print(f"{gan.cfg.dataset}, {r['n_labels']} labels, {r['seeds']} seeds, {r['n_test']} test images")
+    for m in probe.METHODS:
+        print(f"{m:16s} test accuracy {r[m]['mean']:.2%} ± {r[m]['std']:.2%}")
+    return 0
+
+
+def cmd_inpaint(args: dict) -> int:
+    from gankit import inpaint, sampling
+    from gankit.errors import on_disk
+
+    out = _output(args["out"], (".png",))
+    for key, lo, hi in (("n", 1, 10**5), ("n_completions", 1, 100), ("steps", 0, 10**6), ("candidates", 1, 10**4),
+                        ("seed", *SEEDS)):
+        _in_range(args, key, lo, hi)
+    gan = sampling.load_run(args["run_dir"], args["device"])
+    if gan.spec.kind != "image":
+        raise UsageError("inpaint completes images; this run's dataset is a toy (points have no pixels to hide)")
+    x = _images(args, gan)
+    r = inpaint.inpaint(gan, x, args["mask"], args["n_completions"], args["steps"], candidates=args["candidates"],
+                        seed=args["seed"])
+    with on_disk("write", out):
+        inpaint.figure_inpaint(gan, x, r, out)
+    keys = ("mask", "n", "k", "mse_hidden", "mse_hidden_best_fit", "mse_hidden_average_completion",
+            "mse_hidden_mean_image")
+    if args["json"]:
+        print(json.dumps({k: r[k] for k in keys}, indent=2))
+    else:
+        print(f"mask {r['mask']}, {r['n']} images x {r['k']} completions: hidden-pixel MSE {r['mse_hidden']:.5f} "
+              f"(best visible fit {r['mse_hidden_best_fit']:.5f}, average of the completions "
+              f"{r['mse_hidden_average_completion']:.5f}); mean-image baseline {r['mse_hidden_mean_image']:.5f}")
+    print(f"gankit: wrote {out}", file=sys.stderr)
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     args = vars(_parser().parse_args(argv))
     commands = {"train": cmd_train, "sample": cmd_sample, "eval": cmd_eval, "reproduce": cmd_reproduce,
-                "theory": cmd_theory, "report": cmd_report, "vae": cmd_vae, "classifier": cmd_classifier}
+                "theory": cmd_theory, "report": cmd_report, "vae": cmd_vae, "classifier": cmd_classifier,
+                "encode": cmd_encode, "probe": cmd_probe, "inpaint": cmd_inpaint}
     try:
         return commands[args["command"]](args)
     except NonFiniteError as e:  # a run that diverged: a runtime failure, said in one line
