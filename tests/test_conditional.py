@@ -257,3 +257,15 @@ def test_conditional_run_resumes_bit_exactly_and_refuses_to_drop_its_classes(tmp
     assert all(torch.equal(a[n][k], b[n][k]) for n in ("G", "D") for k in a[n])
     with pytest.raises(rundir.RunDirError, match="conditional"):
         fit(tiny(steps=6, **{**kw, "conditional": False}), tmp_path / "split", resume=True, progress=False)
+
+
+@pytest.mark.parametrize("command", [["encode", "--out", "x.npz"], ["probe", "--labels", "10"], ["inpaint"]])
+def test_encode_probe_inpaint_refuse_a_conditional_run_in_one_line(tmp_path, capsys, command):
+    from gankit.cli import main
+
+    run = tmp_path / "run"
+    assert main(["train", "--dataset", "ring8", "--conditional", "--steps", "2", "--hidden", "8", "--layers", "1",
+                 "--out", str(run), "--no-progress"]) == 0
+    capsys.readouterr()
+    assert main([command[0], str(run), *command[1:]]) == 2
+    assert "works on unconditional runs" in capsys.readouterr().err

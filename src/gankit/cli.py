@@ -438,6 +438,16 @@ def cmd_vae(args: dict) -> int:
     return 0
 
 
+def _unconditional_run(args: dict):
+    """The run for encode / probe / inpaint, which search or read G(z) and D(x) without class labels."""
+    from gankit import sampling
+
+    gan = sampling.load_run(args["run_dir"], args["device"])
+    if gan.n_classes:
+        raise UsageError(f"gankit {args['command']} works on unconditional runs; {args['run_dir']} is conditional")
+    return gan
+
+
 def _images(args: dict, gan):
     """--images FILE|FOLDER, or --n random images of --split of the run's dataset."""
     from gankit import inference
@@ -452,7 +462,7 @@ def _images(args: dict, gan):
 def cmd_encode(args: dict) -> int:
     import numpy as np
 
-    from gankit import inference, sampling
+    from gankit import inference
     from gankit.errors import on_disk
 
     for key, lo, hi in (("n", 1, 10**6), ("refine", 0, 10**6), ("encoder_steps", 1, 10**7), ("encoder_batch", 1, 10**5),
@@ -461,7 +471,7 @@ def cmd_encode(args: dict) -> int:
     out = _output(args["out"], (".npz",)) if args["out"] else None
     if out is None and not args["memorisation"]:
         raise UsageError("give --out FILE.npz (and --images), or --memorisation N")
-    gan = sampling.load_run(args["run_dir"], args["device"])
+    gan = _unconditional_run(args)
     x = _images(args, gan) if out is not None else None
     log = (lambda m: print(m, file=sys.stderr))
     enc = inference.encoder_for(gan, args["run_dir"], args["encoder"], args["retrain"], log=log,
@@ -493,13 +503,13 @@ def cmd_encode(args: dict) -> int:
 
 
 def cmd_probe(args: dict) -> int:
-    from gankit import probe, sampling
+    from gankit import probe
 
     _in_range(args, "labels", 1, 10**6)
     _in_range(args, "seeds", 1, 1000)
     _in_range(args, "l2", 0, 1e6)
     _in_range(args, "scratch_steps", 1, 10**6)
-    gan = sampling.load_run(args["run_dir"], args["device"])
+    gan = _unconditional_run(args)
     log = None if args["json"] else (lambda m: print(m, file=sys.stderr))
     r = probe.probe(gan, args["labels"], args["seeds"], l2=args["l2"], scratch_steps=args["scratch_steps"], log=log)
     if args["json"]:
@@ -512,14 +522,14 @@ def cmd_probe(args: dict) -> int:
 
 
 def cmd_inpaint(args: dict) -> int:
-    from gankit import inpaint, sampling
+    from gankit import inpaint
     from gankit.errors import on_disk
 
     out = _output(args["out"], (".png",))
     for key, lo, hi in (("n", 1, 10**5), ("n_completions", 1, 100), ("steps", 0, 10**6), ("candidates", 1, 10**4),
                         ("seed", *SEEDS)):
         _in_range(args, key, lo, hi)
-    gan = sampling.load_run(args["run_dir"], args["device"])
+    gan = _unconditional_run(args)
     if gan.spec.kind != "image":
         raise UsageError("inpaint completes images; this run's dataset is a toy (points have no pixels to hide)")
     x = _images(args, gan)
