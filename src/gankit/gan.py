@@ -77,7 +77,9 @@ class GAN:
             z = sample_noise(n, self.cfg.z_dim, self.cfg.noise, self.device)
         c = self.classes(len(z), c)
         with eval_mode(G):
-            return torch.cat([G(z[i:i + batch].to(self.device), None if c is None else c[i:i + batch]).float()
+            # (G(z) alone when there are no labels: any module taking z works)
+            return torch.cat([(G(z[i:i + batch].to(self.device)) if c is None else
+                               G(z[i:i + batch].to(self.device), c[i:i + batch])).float()
                               for i in range(0, len(z), batch)])
 
     @torch.no_grad()
@@ -87,7 +89,8 @@ class GAN:
             raise UsageError("this run's D is conditional: give the class c of the samples it judges")
         c = self.classes(len(x), c) if c is not None else None
         with eval_mode(self.D):
-            return torch.sigmoid(self.D(x.to(self.device).float(), c))
+            x = x.to(self.device).float()
+            return torch.sigmoid(self.D(x) if c is None else self.D(x, c))
 
 
 class eval_mode:
