@@ -91,7 +91,7 @@ def test_reproduce_table1_on_a_small_run(tmp_path, image_dir, capsys):
     assert main(["reproduce", "table1", "--dataset", "kmnist", "--run", str(run), "--n-samples", "200",
                  "--kmeans-k", "50", "--no-progress"]) == 0
     table = (run / "table1.md").read_text()
-    assert "| gankit GAN (this run) |" in table and "k-means centroids (k = 50)" in table
+    assert "| gankit GAN (this run, last checkpoint, step 3) |" in table and "k-means centroids (k = 50)" in table
     assert "200 real training images" in table
 
 
