@@ -48,6 +48,7 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--nearest", action="store_true", help="Figure 2: samples beside their nearest training image")
     s.add_argument("--interpolate", action="store_true", help="Figure 3: rows of linear interpolations in z")
     s.add_argument("--device", default="auto")
+    s.add_argument("--member", type=int, default=None, help="which GAN of a seed ensemble (train --seeds N): 0..N-1")
 
     e = sub.add_parser("eval", help="evaluate a trained run")
     e.add_argument("run_dir")
@@ -138,6 +139,10 @@ def cmd_train(args: dict) -> int:
             mm = summary["modes"]
             line += (f"; modes covered {mm['modes_covered']}/{mm['n_modes']}, "
                      f"high-quality {mm['high_quality_fraction']:.1%}")
+        if "ensemble" in summary:
+            from gankit.ensemble import summary_line
+
+            line += summary_line(summary)
         print(line, file=sys.stderr)
     print(f"gankit: run directory {run_dir}", file=sys.stderr)
     return 0
@@ -170,7 +175,7 @@ def cmd_sample(args: dict) -> int:
     out = _output(args["out"], (".png", ".npy"))
     _in_range(args, "n", 1, 10**6)
     _in_range(args, "seed", *SEEDS)
-    gan = sampling.load_run(args["run_dir"], args["device"])
+    gan = sampling.load_run(args["run_dir"], args["device"], member=args["member"])
     with on_disk("write", out):
         if args["nearest"]:
             sampling.figure_nearest(gan, out, n=args["n"], seed=args["seed"])
