@@ -194,3 +194,15 @@ def test_a_plain_checkpoint_refuses_a_member_other_than_zero(tmp_path):
     assert load_run(tmp_path / "p", member=0).cfg.seed == 0
     with pytest.raises(Exception, match="holds one GAN"):
         load_run(tmp_path / "p", member=1)
+
+
+def test_eval_reports_every_member_and_the_ensemble(tmp_path, capsys):
+    run = tmp_path / "r"
+    fit(tiny(seeds=2, steps=3), run, progress=False)
+    assert main(["eval", str(run), "--metric", "modes", "--n-samples", "300", "--json"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    each = [r["modes_covered"] for r in result["members"]]
+    assert len(each) == 2 and result["ensemble"]["modes_covered"]["max"] == max(each)
+    assert main(["eval", str(run), "--metric", "modes", "--member", "1", "--n-samples", "300", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out) == result["members"][1]  # the same sample seed, the same member
+    assert set(json.loads((run / "eval.json").read_text())) == {"modes", "modes:member1"}

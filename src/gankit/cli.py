@@ -58,6 +58,8 @@ def _parser() -> argparse.ArgumentParser:
     e.add_argument("--valid-size", type=int, default=1000)
     e.add_argument("--seed", type=int, default=0)
     e.add_argument("--json", action="store_true", help="print the result as JSON")
+    e.add_argument("--member", type=int, default=None,
+                   help="which GAN of a seed ensemble (default: every member, and mean ± std over them)")
     e.add_argument("--device", default="auto")
     r = sub.add_parser("reproduce", help="reproduce one of the paper's results")
     r.add_argument("what", choices=["table1"])
@@ -207,7 +209,8 @@ def cmd_eval(args: dict) -> int:
     _in_range(args, "valid_size", 1, 10**5)
     _in_range(args, "seed", *SEEDS)
     result = evaluate.run_metric(args["run_dir"], args["metric"], n_samples=args["n_samples"], seed=args["seed"],
-                                 sigmas=_sigmas(args["sigmas"]), valid_size=args["valid_size"], device=args["device"])
+                                 sigmas=_sigmas(args["sigmas"]), valid_size=args["valid_size"], device=args["device"],
+                                 member=args["member"])
     if args["json"]:
         print(json.dumps(result, indent=2))
     else:

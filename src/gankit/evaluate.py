@@ -13,18 +13,18 @@ from gankit.registry import Entry
 from gankit.sampling import load_run
 
 
-def _modes(run_dir, n_samples, seed, device, **_):
-    gan = load_run(run_dir, device)
+def _modes(run_dir, n_samples, seed, device, member=None, **_):
+    gan = load_run(run_dir, device, member=member)
     if gan.spec.kind != "toy":
         raise UsageError(f"metric 'modes' needs a toy dataset with known modes, not '{gan.spec.name}'")
     torch.manual_seed(seed)
     return mode_metrics(gan.sample(n_samples or 2500).cpu(), gan.spec.modes, gan.spec.mode_std)
 
 
-def _classes(run_dir, n_samples, seed, device, **_):
+def _classes(run_dir, n_samples, seed, device, member=None, **_):
     from gankit.metrics.classifier import class_coverage, predict
 
-    gan, model, meta, x = _classified_samples(run_dir, "classes", n_samples or 10_000, seed, device)
+    gan, model, meta, x = _classified_samples(run_dir, "classes", n_samples or 10_000, seed, device, member)
     result = class_coverage(predict(model, x), meta["test_histogram"])
     result.update({"protocol": f"classes{(n_samples or 10_000) // 1000}k_{gan.cfg.dataset}",
                    "classifier_test_accuracy": meta["test_accuracy"], "classifier_sha256": meta["sha256"]})
@@ -38,8 +38,8 @@ def _parzen(run_dir, n_samples, seed, device, **options):
 
 
 def _features_metric(name: str):
-    return lambda run_dir, n_samples, seed, device, **_: _feature_metric(run_dir, name, n_samples or 10_000, seed,
-                                                                          device)
+    return lambda run_dir, n_samples, seed, device, member=None, **_: _feature_metric(
+        run_dir, name, n_samples or 10_000, seed, device, member)
 
 
 METRICS: dict[str, Entry] = {
@@ -53,13 +53,22 @@ METRICS: dict[str, Entry] = {
 
 
 def run_metric(run_dir: str | Path, metric: str, n_samples: int | None = None, seed: int = 0,
-               device: str = "auto", **options) -> dict:
-    """Compute `metric` for the run and merge it into RUN_DIR/eval.json."""
+               device: str = "auto", member: int | None = None, **options) -> dict:
+    """Compute `metric` for the run and merge it into RUN_DIR/eval.json. For a seed ensemble: for `member`, or for
+    every member with the ensemble's mean, std, min and max of each number (`members`, `ensemble`)."""
     if metric not in METRICS:
         raise UsageError(f"unknown metric '{metric}' (choose from {', '.join(METRICS)})")
-    result = METRICS[metric].build(run_dir, n_samples, seed, device, **options)
+    n = rundir.read_config(run_dir).seeds if rundir.holds_run(Path(run_dir)) else 1
+    if n > 1 and member is None:
+        from gankit.ensemble import spread
+
+        rows = [METRICS[metric].build(run_dir, n_samples, seed, device, member=e, **options) for e in range(n)]
+        numbers = [k for k, v in rows[0].items() if isinstance(v, (int, float)) and not isinstance(v, bool)]
+        result = {"members": rows, "ensemble": {k: spread([float(r[k]) for r in rows]) for k in numbers}}
+    else:
+        result = METRICS[metric].build(run_dir, n_samples, seed, device, member=member, **options)
     record = rundir.read_json(run_dir, "eval.json")
-    record[metric] = result
+    record[metric if member is None else f"{metric}:member{member}"] = result
     rundir.write_json(run_dir, "eval.json", record)
     return result
 
@@ -67,12 +76,12 @@ def run_metric(run_dir: str | Path, metric: str, n_samples: int | None = None, s
 SHORT = {"mnist": "mnist", "fashion-mnist": "fmnist", "kmnist": "kmnist"}
 
 
-def _classified_samples(run_dir, metric: str, n: int, seed: int, device: str):
+def _classified_samples(run_dir, metric: str, n: int, seed: int, device: str, member: int | None = None):
     """(GAN, domain classifier, its metadata, n samples as [n, 784] images in [0, 1]) for a metric that
     needs the classifier of an MNIST-family run."""
     from gankit.metrics.classifier import get_classifier
 
-    gan = load_run(run_dir, device)
+    gan = load_run(run_dir, device, member=member)
     if gan.cfg.dataset not in SHORT:
         raise UsageError(f"metric '{metric}' needs an MNIST-family image dataset, not '{gan.spec.name}'")
     model, meta = get_classifier(gan.cfg.dataset, gan.cfg.data_dir)
@@ -80,13 +89,13 @@ def _classified_samples(run_dir, metric: str, n: int, seed: int, device: str):
     return gan, model, meta, gan.spec.images(gan.sample(n).cpu()).reshape(-1, 784)
 
 
-def _feature_metric(run_dir, metric: str, n: int, seed: int, device: str) -> dict:
+def _feature_metric(run_dir, metric: str, n: int, seed: int, device: str, member: int | None = None) -> dict:
     """FD / KID / precision-recall between n generated and the test images, on the domain classifier's
     penultimate features."""
     from gankit.data import load_dataset
     from gankit.metrics.classifier import features
 
-    gan, model, meta, x = _classified_samples(run_dir, metric, n, seed, device)
+    gan, model, meta, x = _classified_samples(run_dir, metric, n, seed, device, member)
     fake = features(model, x)
     real = features(model, load_dataset(gan.cfg.dataset, "test", gan.cfg.data_dir).x[:n])
     tag = f"{n // 1000}k_{SHORT.get(gan.cfg.dataset, gan.cfg.dataset)}"
@@ -108,6 +117,11 @@ def _feature_metric(run_dir, metric: str, n: int, seed: int, device: str) -> dic
 
 
 def format_result(metric: str, r: dict) -> str:
+    if "ensemble" in r:  # a seed ensemble: each member, then mean ± std (min, max) of each number
+        lines = [f"member {e}: {format_result(metric, row)}" for e, row in enumerate(r["members"])]
+        lines += [f"ensemble {k}: {v['mean']:.4g} ± {v['std']:.4g} (min {v['min']:.4g}, max {v['max']:.4g})"
+                  for k, v in r["ensemble"].items()]
+        return "\n".join(lines)
     if metric == "fd":
         return f"{r['protocol']}: {r['value']:.3f} ({r['features']})"
     if metric == "kid":
