@@ -48,6 +48,7 @@ CASES = {
     "relativistic-sgd": dict(objective="relativistic", optimizer="sgd", lr=0.05),
     "wgan-clip-sgd": dict(objective="wgan-clip", optimizer="sgd", lr=0.01, clip=0.05),
     "least-squares-gaussian1d": dict(objective="least-squares", dataset="gaussian1d", z_dim=1),
+    "bf16": dict(precision="bf16"),  # passes on bf16 working copies of the stacked weights, fp32 masters
 }
 
 
