@@ -67,6 +67,28 @@ def test_each_member_ends_where_the_plain_run_with_its_seed_ends(tmp_path, name)
     assert [r["seed"] for r in summary["members"]] == [3, 4, 5]
 
 
+def test_bn_mlp_members_end_where_their_plain_runs_end(tmp_path):
+    """The tutorial MLP (BatchNorm in G: each member normalised over its own batch, its own running statistics). SGD:
+    the biases feeding a BatchNorm have no true gradient (it removes the mean), and Adam would scale their rounding
+    noise up to steps of size lr."""
+    from conftest import FASHION_DIR
+
+    if not FASHION_DIR.is_dir():
+        pytest.skip("Fashion-MNIST not installed (apt-get install dataset-fashion-mnist)")
+    kw = dict(dataset="fashion-mnist", data_dir=str(FASHION_DIR), subset=512, steps=6, log_every=3, seed=1,
+              optimizer="sgd", lr=0.05,
+              sample_every=10**6, checkpoint_every=10**6)
+    gan, _ = fit(C.settle({**kw, "seeds": 2}), tmp_path / "ens", progress=False)
+    assert gan.cfg.model == "bn-mlp"
+    for e in range(2):
+        plain, _ = fit(C.settle({**kw, "seed": 1 + e}), tmp_path / f"p{e}", progress=False)
+        mine, want = weights(ensemble.member(gan, e)), weights(plain)
+        assert mine.keys() == want.keys()
+        for k in want:
+            torch.testing.assert_close(mine[k].double(), want[k].double(), rtol=1e-4, atol=1e-5,
+                                       msg=lambda m: f"member {e} {k}: {m}")
+
+
 def test_one_optimiser_over_stacked_parameters_holds_each_members_plain_state(tmp_path):
     """Adam's moments of member e are those of the plain run's optimiser (elementwise updates never mix members)."""
     run = tmp_path / "ens"
@@ -178,7 +200,8 @@ def test_a_member_is_a_plain_gan_every_tool_takes(tmp_path):
 
 
 @pytest.mark.parametrize("values, words", [
-    (dict(dataset="mnist", model="paper"), "supports model mlp"),
+    (dict(dataset="mnist", model="paper"), "supports model mlp, bn-mlp"),
+    (dict(dataset="mnist", model="bn-mlp", precision="bf16"), "fp32 only"),
     (dict(pack=2), "packing"),
     (dict(spectral_norm=True), "spectral"),
     (dict(minibatch_std=True), "minibatch-std"),

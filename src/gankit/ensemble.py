@@ -36,7 +36,7 @@ from gankit.hooks import Hook, check_finite
 from gankit.noise import sample_noise
 from gankit.state import TrainState
 
-SUPPORTED_MODELS = ("mlp",)
+SUPPORTED_MODELS = ("mlp", "bn-mlp")
 MAX_MEMBERS = 1000
 
 
@@ -45,7 +45,9 @@ def unsupported(cfg) -> str | None:
     if cfg.seeds <= 1:
         return None
     if cfg.model not in SUPPORTED_MODELS:
-        return f"--seeds > 1 supports model {', '.join(SUPPORTED_MODELS)} (toy MLPs) so far, not '{cfg.model}'"
+        return f"--seeds > 1 supports model {', '.join(SUPPORTED_MODELS)} so far, not '{cfg.model}'"
+    if cfg.model == "bn-mlp" and cfg.precision != "fp32":
+        return "--seeds > 1 runs bn-mlp in fp32 only so far"
     for key, off, what in (("pack", 1, "packing (--pack)"), ("minibatch_std", False, "--minibatch-std"),
                            ("spectral_norm", False, "--spectral-norm"), ("monitor", "", "the validation --monitor"),
                            ("tensorboard", False, "--tensorboard")):
@@ -71,6 +73,29 @@ class EnsembleLinear(nn.Module):
     def extra_repr(self) -> str:
         E, out, d_in = self.weight.shape
         return f"members={E}, in_features={d_in}, out_features={out}, bias={self.bias is not None}"
+
+
+class EnsembleBatchNorm1d(nn.Module):
+    """E independent BatchNorm1d layers over [E, n, C]: each member normalised over its own n samples, with its own
+    affine parameters and running statistics ([E, C], updated in place through flat views)."""
+
+    def __init__(self, layers: list[nn.BatchNorm1d]):
+        super().__init__()
+        first = layers[0]
+        self.momentum, self.eps = first.momentum, first.eps
+        self.weight = nn.Parameter(torch.stack([bn.weight.detach() for bn in layers]).clone())
+        self.bias = nn.Parameter(torch.stack([bn.bias.detach() for bn in layers]).clone())
+        for name in ("running_mean", "running_var", "num_batches_tracked"):
+            self.register_buffer(name, torch.stack([getattr(bn, name) for bn in layers]).clone())
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        E, n, C = x.shape
+        if self.training:
+            self.num_batches_tracked.add_(1)
+        y = nn.functional.batch_norm(x.transpose(0, 1).reshape(n, E * C), self.running_mean.view(-1),
+                                     self.running_var.view(-1), self.weight.view(-1), self.bias.view(-1),
+                                     self.training, self.momentum, self.eps)
+        return y.view(n, E, C).transpose(0, 1)
 
 
 _STACKED: dict[type, type] = {}
@@ -104,6 +129,10 @@ def stack(nets: list[nn.Module]) -> nn.Module:
             bias = None if module.bias is None else torch.stack([layer.bias.detach() for layer in layers]).clone()
             parent, _, child = name.rpartition(".")
             setattr(stacked.get_submodule(parent) if parent else stacked, child, EnsembleLinear(weight, bias))
+        elif type(module) is nn.BatchNorm1d and module.affine and module.track_running_stats:
+            parent, _, child = name.rpartition(".")
+            setattr(stacked.get_submodule(parent) if parent else stacked, child,
+                    EnsembleBatchNorm1d([m[name] for m in per_member]))
         elif not isinstance(module, _ELEMENTWISE) and name:
             raise ConfigError(f"seed ensembles cannot stack layer {name} ({type(module).__name__}) yet")
     stacked.__class__ = _stacked_class(type(stacked))
