@@ -42,7 +42,8 @@ def config(case: dict):
 
     values = {k: v for k, v in case.items() if k not in ("preset", "ddp")}
     layers = [C.preset(case["preset"])] if "preset" in case else []
-    return C.settle(*layers, {**QUIET, **values})
+    # the thread count as recorded (the harness's, not the automatic choice): it may change summation order
+    return C.settle(*layers, {**QUIET, "threads": torch.get_num_threads(), **values})
 
 
 def digest(named: dict[str, torch.Tensor]) -> str:

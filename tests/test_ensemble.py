@@ -203,6 +203,7 @@ def test_a_member_is_a_plain_gan_every_tool_takes(tmp_path):
     (dict(dataset="mnist", model="paper"), "supports model mlp, bn-mlp"),
     (dict(dataset="mnist", model="bn-mlp", precision="bf16"), "fp32 only"),
     (dict(pack=2), "packing"),
+    (dict(conditional=True), "--conditional"),
     (dict(spectral_norm=True), "spectral"),
     (dict(minibatch_std=True), "minibatch-std"),
     (dict(monitor="modes"), "monitor"),

@@ -125,7 +125,8 @@ def test_train_on_full_fashion_mnist(tmp_path, isolated_cache):
 
 
 def test_feature_metrics_from_the_cli(tmp_path, image_dir, isolated_cache, capsys):
-    """fd / kid / pr / classes through a cached classifier (a small one, trained here on the fixture)."""
+    """fd / kid / pr / dc / classes through a retrained classifier (a small one, trained here on the fixture and
+    stored as `gankit classifier train` stores one); gankit ships none for KMNIST."""
     import json
 
     from gankit.checkpoint import atomic_write_bytes
@@ -133,23 +134,28 @@ def test_feature_metrics_from_the_cli(tmp_path, image_dir, isolated_cache, capsy
     from gankit.metrics import classifier as C
 
     data = load_dataset("kmnist", "train", data_dir=image_dir, subset=512)
-    model = C.train_classifier(data.x, data.labels, epochs=1, batch=64, progress=False)
+    weights = C.weights_bytes(C.train_classifier(data.x, data.labels, epochs=1, batch=64, progress=False))
+    protocol = "kmnist-retrained-test"
     cache = isolated_cache / "gankit" / "classifiers"
     cache.mkdir(parents=True)
-    torch.save(model.state_dict(), cache / "kmnist-v2.pt")
-    meta = {"dataset": "kmnist", "version": 2, "n_classes": 10, "test_accuracy": 0.1,
-            "sha256": C._weights_digest(model), "test_histogram": [50] * 10}
-    atomic_write_bytes(cache / "kmnist-v2.json", json.dumps(meta).encode())
+    atomic_write_bytes(cache / f"{protocol}.pt", weights)
+    meta = {"protocol": protocol, "dataset": "kmnist", "version": C.VERSION, "n_classes": 10, "test_accuracy": 0.1,
+            "sha256": C.sha256_bytes(weights), "test_histogram": [50] * 10, "shipped": False}
+    atomic_write_bytes(cache / f"{protocol}.json", json.dumps(meta).encode())
 
     run = tmp_path / "run"
     assert main(["train", "--dataset", "kmnist", "--data-dir", str(image_dir), "--steps", "3", "--out", str(run),
                  "--no-progress"]) == 0
     capsys.readouterr()
-    for metric, key in (("fd", "value"), ("kid", "mean"), ("pr", "precision"), ("classes", "classes_covered")):
-        assert main(["eval", str(run), "--metric", metric, "--n-samples", "300", "--json"]) == 0
+    for metric, key in (("fd", "value"), ("kid", "mean"), ("pr", "precision"), ("dc", "coverage"),
+                        ("classes", "classes_covered")):
+        assert main(["eval", str(run), "--metric", metric, "--n-samples", "300", "--classifier", protocol,
+                     "--bootstrap", "10", "--json"]) == 0
         r = json.loads(capsys.readouterr().out)
-        assert key in r and r["protocol"].startswith(metric if metric != "classes" else "classes")
-    assert r["n_samples"] == 300
+        assert key in r and r["protocol"].startswith(metric if metric == "classes" else f"{protocol}-{metric}300")
+    assert r["n_samples"] == 300 and r["classifier"] == protocol
+    assert main(["eval", str(run), "--metric", "fd", "--n-samples", "300"]) == 2
+    assert "gankit classifier train --dataset kmnist" in capsys.readouterr().err
 
 
 def test_dcgan_trains_on_images(tmp_path, image_dir):

@@ -2,6 +2,7 @@
 resume continuing the best so far, and clear errors where the data cannot serve it."""
 
 import math
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -114,3 +115,14 @@ def test_monitor_refuses_training_on_the_validation_split(tmp_path):
     gan = type("G", (), {"cfg": cfg, "spec": type("S", (), {"kind": "image"})()})()
     with pytest.raises(ConfigError, match="split 'train'"):
         monitor._held_out(gan)
+
+
+@pytest.mark.skipif(not Path("/usr/share/datasets/fashion-mnist").is_dir(), reason="Fashion-MNIST not installed")
+def test_fd_monitor_on_fashion_mnist(tmp_path):
+    cfg = C.settle({"dataset": "fashion-mnist", "data_dir": "/usr/share/datasets/fashion-mnist", "steps": 4,
+                    "batch_size": 16, "monitor": "fd", "monitor_every": 2, "log_every": 2, "hidden": 32,
+                    "checkpoint_every": 10**6})
+    gan, summary = fit(cfg, tmp_path / "run", progress=False)
+    values = [r["valid_fd"] for r in rundir.read_metrics(tmp_path / "run") if "valid_fd" in r]
+    assert len(values) == 2 and all(v > 0 for v in values)
+    assert summary["best"]["value"] == pytest.approx(min(values), abs=1e-4)

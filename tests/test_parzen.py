@@ -80,14 +80,15 @@ def test_sigma_grid_default_is_the_papers():
 
 
 def test_float32_product_with_exact_refinement_equals_brute_force():
-    """Clustered data: few pairs carry each point's mass, so the float32 + exact-refinement path is taken."""
+    """Clustered data: few pairs carry each point's mass, so few pairs are recomputed in float64."""
     rng = np.random.default_rng(5)
     centres = rng.random((40, 64)) * 4
-    mu = centres[rng.integers(0, 40, 800)] + 0.05 * rng.normal(size=(800, 64))
-    x = centres[rng.integers(0, 40, 120)] + 0.05 * rng.normal(size=(120, 64))
+    mu = centres[rng.integers(0, 40, 4000)] + 0.05 * rng.normal(size=(4000, 64))
+    x = centres[rng.integers(0, 40, 640)] + 0.05 * rng.normal(size=(640, 64))
     dist = parzen._Distances(torch.tensor(mu), parzen.MAX_BYTES)
-    near = dist.nearest(torch.tensor(x), 0.1)
-    assert near is not None and len(near[0]) < 0.05 * 120 * 800  # the sparse path
+    dist.log_sum_exp(torch.tensor(x), 0.1)
+    # the float32 path, refined in part: rows are grouped by cluster, so a block needs a few clusters' samples
+    assert 0 < dist.exact_pairs < 0.25 * dist.pairs
     for s in (0.05, 0.1, 0.2):
         ref = parzen.brute_force_log_likelihood(mu, x, s)
         assert np.allclose(parzen.log_likelihood(mu, x, s), ref, rtol=1e-10, atol=1e-9)
@@ -95,3 +96,26 @@ def test_float32_product_with_exact_refinement_equals_brute_force():
     far = x + 3.0
     assert np.allclose(parzen.log_likelihood(mu, far, 0.1), parzen.brute_force_log_likelihood(mu, far, 0.1),
                        rtol=1e-10)
+
+
+def sparse_inputs(n, rng):
+    """784-d vectors in [0, 1], each entry nonzero with probability 0.3, nonzero values u^3: many samples lie
+    at nearly the same distance from a point, so many pairs matter (the hard case for the refinement)."""
+    return (rng.random((n, 784)) < 0.3) * rng.random((n, 784)) ** 3
+
+
+def test_sparse_data_equals_brute_force_with_partial_refinement():
+    rng = np.random.default_rng(6)
+    mu, x = sparse_inputs(3000, rng).astype(np.float32), sparse_inputs(130, rng).astype(np.float32)
+    for s, most in ((0.2, 0.2), (0.278, 0.6), (0.5, 1.0)):  # small sigma: few pairs refined; large: nearly all
+        dist = parzen._Distances(torch.tensor(mu), parzen.MAX_BYTES)
+        got = dist.log_sum_exp(torch.tensor(x, dtype=torch.float64), s)
+        assert dist.exact_pairs <= most * dist.pairs
+        got = got.numpy() - math.log(len(mu)) - 784 * math.log(s * math.sqrt(2 * math.pi))
+        ref = parzen.brute_force_log_likelihood(mu, x, s)
+        assert np.allclose(got, ref, rtol=1e-10, atol=1e-9)
+        assert np.allclose(parzen.log_likelihood(mu, x, s, max_bytes=8 * 2 * 3000 * 50), ref, rtol=1e-10, atol=1e-9)
+    # the sigma search (float64 products, every sigma from one block) agrees with the one-sigma path
+    scores = parzen.log_likelihoods(mu, x, [0.2, 0.278, 0.5])
+    for row, s in zip(scores, (0.2, 0.278, 0.5)):
+        assert np.allclose(row, parzen.brute_force_log_likelihood(mu, x, s), rtol=1e-10, atol=1e-9)

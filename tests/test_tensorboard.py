@@ -116,3 +116,13 @@ def test_a_run_saved_before_the_flag_existed_still_loads(tmp_path):
     path.write_text("\n".join(line for line in text.splitlines() if not line.startswith("lr =")))
     with pytest.raises(C.ConfigError, match="missing config keys lr"):
         C.load_complete(path)
+
+
+def test_a_conditional_run_histograms_d_of_x_and_its_class(tmp_path):
+    """A conditional D is judged on (x, c): the real samples with their labels, G's samples of those classes."""
+    pytest.importorskip("tensorboard", reason="tensorboard not installed (pip install gankit[tensorboard])")
+    run = tmp_path / "run"
+    assert main(["train", "--out", str(run), "--tensorboard", "--conditional", *TINY]) == 0
+    acc = events(run)
+    assert {"D/real", "D/generated"} <= set(acc.Tags()["histograms"])
+    assert [e.step for e in acc.Histograms("D/real")] == [20, 40]

@@ -100,3 +100,24 @@ def test_each_objectives_criterion_at_its_optimum_is_its_divergence():
     same = {r["objective"]: r for r in objective_identities(*pairs["identical 1-D"])}
     assert same["least-squares"]["divergence"] == pytest.approx(0, abs=1e-12)
     assert same["hinge"]["divergence"] == pytest.approx(-2, abs=1e-9)
+
+
+@pytest.mark.parametrize("game,tol", [("least-squares", 0.05), ("hinge", 0.1)])
+def test_trained_discriminator_approaches_each_games_optimum(game, tol):
+    """D trained with G frozen approaches (b p_d + a p_g)/(p_d + p_g) for least squares, sign(p_d - p_g) for hinge."""
+    p, q = GM.make([0.0], [1.0]), GM.make([1.5], [1.0])
+    D = theory.train_discriminator(p, q, steps=1500, batch=256, game=game)
+    err = theory.discriminator_error(D, p, q, game=game)
+    assert err["samples_mean"] < tol
+    # and not the logistic optimum: the check tells the games apart
+    wrong = theory.optimal_output("logistic", p, q, np.array([[0.0]]))  # 0.755; LS 0.510, hinge 1
+    assert abs(float(theory.GAMES[game][1](D(torch.tensor([[0.0]]))).item()) - wrong[0]) > 0.2
+
+
+def test_closed_form_optima_agree_with_the_density_formulas():
+    p, q = GM.make([0.0], [1.0]), GM.make([1.5], [0.7])
+    x = np.linspace(-3, 4, 50)[:, None]
+    pd, pg = np.exp(p.log_density(x)), np.exp(q.log_density(x))
+    assert np.allclose(theory.optimal_output("logistic", p, q, x), pd / (pd + pg))
+    assert np.allclose(theory.optimal_output("least-squares", p, q, x), (pd - pg) / (pd + pg))
+    assert np.array_equal(theory.optimal_output("hinge", p, q, x), np.sign(pd - pg))

@@ -45,6 +45,8 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--n", type=int, default=64, help="number of samples (rows x columns for figures)")
     s.add_argument("--out", required=True, help="output file: .png (picture) or .npy (array)")
     s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--class", dest="cls", type=int, default=None, metavar="C",
+                   help="conditional runs: samples of class C (default: every class, one row each)")
     s.add_argument("--nearest", action="store_true", help="Figure 2: samples beside their nearest training image")
     s.add_argument("--interpolate", action="store_true", help="Figure 3: rows of linear interpolations in z")
     s.add_argument("--device", default="auto")
@@ -61,6 +63,21 @@ def _parser() -> argparse.ArgumentParser:
     e.add_argument("--member", type=int, default=None,
                    help="which GAN of a seed ensemble (default: every member, and mean ± std over them)")
     e.add_argument("--device", default="auto")
+    e.add_argument("--features", default="auto", choices=["auto", "classifier", "inception", "rand-conv"],
+                   help="features for fd/kid/pr/dc: auto = gankit's shipped classifier for MNIST and Fashion-MNIST, "
+                        "rand-conv (a fixed random network; not FID) for other images; inception = FID's network")
+    e.add_argument("--classifier", default=None, metavar="PROTOCOL",
+                   help="a retrained classifier's protocol (from `gankit classifier train`) instead of the shipped one")
+    e.add_argument("--bootstrap", type=int, default=200, help="fd/fid: bootstrap resamples for the interval (0: none)")
+
+    c = sub.add_parser("classifier", help="retrain gankit's domain classifier (a new, differently named protocol)")
+    c.add_argument("what", choices=["train"])
+    c.add_argument("--dataset", required=True, choices=list(IMAGES), help="an MNIST-family dataset")
+    c.add_argument("--seed", type=int, default=0)
+    c.add_argument("--epochs", type=int, default=8)
+    c.add_argument("--data-dir", default=None)
+    c.add_argument("--out", default=None, help="weights file (default: the per-user cache, named by its protocol)")
+    c.add_argument("--no-progress", action="store_true")
     r = sub.add_parser("reproduce", help="reproduce one of the paper's results")
     r.add_argument("what", choices=["table1"])
     r.add_argument("--dataset", default="mnist", choices=list(IMAGES), help="an MNIST-family dataset")
@@ -89,6 +106,17 @@ def _parser() -> argparse.ArgumentParser:
     rp.add_argument("run_dirs", nargs="+", metavar="RUN_DIR")
     rp.add_argument("--out", default="report.html", help="output HTML file (default report.html)")
     rp.add_argument("--max-frames", type=int, default=60, help="sample pictures per run on the slider")
+
+    v = sub.add_parser("vae", help="the maximum-likelihood contrast of Table 1: a VAE with the paper's MLP sizes")
+    v.add_argument("what", choices=["train", "table1"])
+    v.add_argument("dir", metavar="VAE_DIR", help="directory of the VAE (written by train, read by table1)")
+    v.add_argument("--dataset", default="mnist", choices=list(IMAGES), help="an MNIST-family dataset")
+    v.add_argument("--data-dir", default=None)
+    v.add_argument("--epochs", type=float, default=20.0)
+    v.add_argument("--seed", type=int, default=0)
+    v.add_argument("--k", type=int, default=1000, help="importance samples of the IWAE bound")
+    v.add_argument("--n-bound", type=int, default=1000, help="test images the IWAE bound is computed on")
+    v.add_argument("--no-progress", action="store_true")
     return p
 
 
@@ -141,6 +169,8 @@ def cmd_train(args: dict) -> int:
             mm = summary["modes"]
             line += (f"; modes covered {mm['modes_covered']}/{mm['n_modes']}, "
                      f"high-quality {mm['high_quality_fraction']:.1%}")
+        if "class_on_mode" in summary:
+            line += f"; samples of class c on mode c {summary['class_on_mode']['accuracy']:.1%}"
         if "ensemble" in summary:
             from gankit.ensemble import summary_line
 
@@ -179,14 +209,26 @@ def cmd_sample(args: dict) -> int:
     _in_range(args, "seed", *SEEDS)
     gan = sampling.load_run(args["run_dir"], args["device"], member=args["member"])
     with on_disk("write", out):
+        _check_class(gan, args["cls"], args["run_dir"])
         if args["nearest"]:
-            sampling.figure_nearest(gan, out, n=args["n"], seed=args["seed"])
+            sampling.figure_nearest(gan, out, n=args["n"], seed=args["seed"], c=args["cls"])
         elif args["interpolate"]:
-            sampling.figure_interpolate(gan, out, rows=args["n"], seed=args["seed"])
+            sampling.figure_interpolate(gan, out, rows=args["n"], seed=args["seed"], c=args["cls"])
         else:
-            sampling.save_samples(gan, out, args["n"], args["seed"])
+            sampling.save_samples(gan, out, args["n"], args["seed"], c=args["cls"])
     print(f"gankit: wrote {out}", file=sys.stderr)
     return 0
+
+
+def _check_class(gan, cls: int | None, run_dir: str) -> None:
+    """--class only for a conditional run, and one of its classes."""
+    if cls is None:
+        return
+    if not gan.n_classes:
+        raise UsageError(f"--class: {run_dir} is not a conditional run (it was trained without --conditional)")
+    if not 0 <= cls < gan.n_classes:
+        raise UsageError(f"--class {cls} is out of range: {run_dir} has {gan.n_classes} classes (0 to "
+                         f"{gan.n_classes - 1})")
 
 
 def _sigmas(text: str | None) -> list[float] | None:
@@ -208,13 +250,28 @@ def cmd_eval(args: dict) -> int:
     _in_range(args, "n_samples", 2, 10**6)
     _in_range(args, "valid_size", 1, 10**5)
     _in_range(args, "seed", *SEEDS)
+    _in_range(args, "bootstrap", 0, 100_000)
     result = evaluate.run_metric(args["run_dir"], args["metric"], n_samples=args["n_samples"], seed=args["seed"],
                                  sigmas=_sigmas(args["sigmas"]), valid_size=args["valid_size"], device=args["device"],
+                                 features=args["features"], classifier=args["classifier"], bootstrap=args["bootstrap"],
                                  member=args["member"])
     if args["json"]:
         print(json.dumps(result, indent=2))
     else:
         print(evaluate.format_result(args["metric"], result))
+    return 0
+
+
+def cmd_classifier(args: dict) -> int:
+    from gankit.metrics.classifier import retrain
+
+    _in_range(args, "seed", *SEEDS)
+    _in_range(args, "epochs", 1, 1000)
+    meta = retrain(args["dataset"], args["data_dir"], seed=args["seed"], epochs=args["epochs"],
+                   progress=not args["no_progress"], out=args["out"])
+    print(f"{meta['protocol']}: test accuracy {meta['test_accuracy']:.4f}, sha256 {meta['sha256']}")
+    print(f"gankit: wrote {meta['path']}; use it with `gankit eval RUN --metric fd --classifier {meta['protocol']}`",
+          file=sys.stderr)
     return 0
 
 
@@ -321,10 +378,32 @@ def cmd_report(args: dict) -> int:
     return 0
 
 
+def cmd_vae(args: dict) -> int:
+    from gankit import vae
+
+    if args["what"] == "train":
+        _in_range(args, "epochs", 1e-3, 1e4)
+        vae.train(vae.VAEConfig(dataset=args["dataset"], data_dir=args["data_dir"], epochs=args["epochs"],
+                                seed=args["seed"]), args["dir"], progress=not args["no_progress"])
+        print(f"gankit: wrote {Path(args['dir']) / 'vae.pt'}", file=sys.stderr)
+        return 0
+    _in_range(args, "k", 1, 10**6)
+    _in_range(args, "n_bound", 1, 10**5)
+    model, cfg = vae.load(args["dir"])
+    rows = vae.table1_rows(model, cfg, n_bound=args["n_bound"], k=args["k"], seed=args["seed"])
+    p, b = rows["parzen"], rows["iwae"]
+    lines = ["| VAE (paper's MLP sizes, ELBO) | nats |", "|---|---|",
+             f"| Parzen estimate (Table 1 protocol, sigma {p['sigma']:.3f}) | {p['mean']:.0f} ± {p['stderr']:.1f} |",
+             f"| IWAE bound, k = {b['k']:,}, first {b['n']:,} test images dequantised | {b['mean']:.0f} ± {b['stderr']:.1f} |"]
+    (Path(args["dir"]) / "table1.md").write_text("\n".join(lines) + "\n")
+    print("\n".join(lines))
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     args = vars(_parser().parse_args(argv))
     commands = {"train": cmd_train, "sample": cmd_sample, "eval": cmd_eval, "reproduce": cmd_reproduce,
-                "theory": cmd_theory, "report": cmd_report}
+                "theory": cmd_theory, "report": cmd_report, "vae": cmd_vae, "classifier": cmd_classifier}
     try:
         return commands[args["command"]](args)
     except NonFiniteError as e:  # a run that diverged: a runtime failure, said in one line

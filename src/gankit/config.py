@@ -57,6 +57,7 @@ class Config:
     noise: str = _f("normal", "normal | uniform (on [-sqrt 3, sqrt 3])")
     hidden: int = _f(256, "width of hidden layers (mlp), base width (dcgan)")
     layers: int = _f(3, "hidden layers of the MLPs")
+    conditional: bool = _f(False, "p(x | c): G and D take the class label c (toys: the mode index)")
     # objective and Algorithm 1
     objective: str = _f("logistic", help_text(OBJECTIVES))
     loss: str = _f("nonsaturating", "generator loss: nonsaturating (default) | minimax")
@@ -105,6 +106,8 @@ class Config:
     monitor_every: int = _f(0, "steps between monitor evaluations (0: at each epoch's end)", "exec")
     tensorboard: bool = _f(False, "also write TensorBoard event files to RUN/tensorboard (pip install "
                                   "gankit[tensorboard])", "exec")
+    threads: int = _f(0, "CPU threads for training (0: auto, min(cores free now, what the model can use); toy "
+                         "MLPs use 1)", "exec")
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -276,6 +279,13 @@ def validate(cfg: Config) -> Config:
                           f"data, not dataset '{cfg.dataset}'")
     if cfg.monitor_every < 0:
         raise ConfigError(f"config key 'monitor_every' must be >= 0 (0 = every epoch), got {cfg.monitor_every!r}")
+    if not 0 <= cfg.threads <= 4096:
+        raise ConfigError(f"config key 'threads' must be in [0, 4096] (0 = auto), got {cfg.threads!r}")
+    if cfg.conditional and cfg.pack > 1:
+        raise ConfigError("config key 'conditional': a packed D (pack > 1) judges several samples at once and takes "
+                          "no class labels; use pack = 1")
+    if cfg.conditional and cfg.dataset == "gaussian1d":
+        raise ConfigError("config key 'conditional': dataset 'gaussian1d' has a single class; nothing to condition on")
     if cfg.update == "simultaneous" and cfg.k != 1:
         raise ConfigError(f"config key 'k': the simultaneous update makes one D and one G update per minibatch, "
                           f"so k must be 1, got {cfg.k}")
@@ -363,7 +373,8 @@ def load(path: str | Path) -> Config:
     return from_dict(read_toml(path))
 
 
-ADDED_LATER = ("sgd_form", "d_loss_scale", "seeds")  # run keys newer than saved runs; their defaults change nothing
+# run keys newer than saved runs; their defaults change nothing
+ADDED_LATER = ("sgd_form", "d_loss_scale", "conditional", "seeds")
 
 
 def load_complete(path: str | Path) -> Config:

@@ -48,7 +48,7 @@ def unsupported(cfg) -> str | None:
         return f"--seeds > 1 supports model {', '.join(SUPPORTED_MODELS)} so far, not '{cfg.model}'"
     if cfg.model == "bn-mlp" and cfg.precision != "fp32":
         return "--seeds > 1 runs bn-mlp in fp32 only so far"
-    for key, off, what in (("pack", 1, "packing (--pack)"), ("minibatch_std", False, "--minibatch-std"),
+    for key, off, what in (("conditional", False, "--conditional"), ("pack", 1, "packing (--pack)"), ("minibatch_std", False, "--minibatch-std"),
                            ("spectral_norm", False, "--spectral-norm"), ("monitor", "", "the validation --monitor"),
                            ("tensorboard", False, "--tensorboard")):
         if getattr(cfg, key) != off:

@@ -13,8 +13,8 @@ from gankit import checkpoint
 from gankit.config import Config, from_dict
 from gankit.data import Data, DataSpec, load_dataset
 from gankit.device import resolve_device
-from gankit.errors import CheckpointError, GankitError, first_line
-from gankit.models import architecture, construct
+from gankit.errors import CheckpointError, GankitError, UsageError, first_line
+from gankit.models import architecture, construct, n_classes
 from gankit.noise import sample_noise
 
 FORMAT = 2  # checkpoints that carry their config, the networks' constructor arguments and the data's spec
@@ -42,20 +42,52 @@ class GAN:
             self._data = load_dataset(c.dataset, c.split, c.data_dir, c.subset, c.pixel_range, image_size=c.image_size)
         return self._data
 
+    @property
+    def n_classes(self) -> int:
+        """The number of classes of a conditional run (c in 0 .. n_classes - 1); 0 when unconditional."""
+        return n_classes(self.G)
+
+    def classes(self, n: int, c=None) -> torch.Tensor | None:
+        """The labels of n conditional samples: `c` (an int or [n] labels) checked against the classes, or
+        when None, 0, 1, ..., K-1, 0, 1, ... (balanced, as the label marginal of balanced data); None for an
+        unconditional run, which refuses a given c."""
+        k = self.n_classes
+        if not k:
+            if c is not None:
+                raise UsageError(f"run on '{self.cfg.dataset}' is not conditional (trained without --conditional); "
+                                 f"it takes no class")
+            return None
+        if c is None:
+            return torch.arange(n, device=self.device) % k
+        c = torch.as_tensor(c, device=self.device).long()
+        c = c.expand(n) if c.dim() == 0 else c
+        if c.shape != (n,):
+            raise UsageError(f"class labels must be one label or {n}, got shape {tuple(c.shape)}")
+        if len(c) and not (0 <= int(c.min()) and int(c.max()) < k):
+            bad = int(c.min()) if int(c.min()) < 0 else int(c.max())
+            raise UsageError(f"class {bad} is out of range: this run has {k} classes (0 to {k - 1})")
+        return c
+
     @torch.no_grad()
-    def sample(self, n: int, z: torch.Tensor | None = None, batch: int = 10_000) -> torch.Tensor:
-        """n samples G(z) in eval mode (from the averaged G when there is one), z ~ p_z unless given."""
+    def sample(self, n: int, z: torch.Tensor | None = None, batch: int = 10_000, c=None) -> torch.Tensor:
+        """n samples G(z) in eval mode (from the averaged G when there is one), z ~ p_z unless given. A
+        conditional run samples p(x | c): c one class or n labels (default: every class in turn, see `classes`)."""
         G = self.G_ema if self.G_ema is not None else self.G
         if z is None:
             z = sample_noise(n, self.cfg.z_dim, self.cfg.noise, self.device)
+        c = self.classes(len(z), c)
         with eval_mode(G):
-            return torch.cat([G(z[i:i + batch].to(self.device)).float() for i in range(0, len(z), batch)])
+            return torch.cat([G(z[i:i + batch].to(self.device), None if c is None else c[i:i + batch]).float()
+                              for i in range(0, len(z), batch)])
 
     @torch.no_grad()
-    def discriminate(self, x: torch.Tensor) -> torch.Tensor:
-        """D(x) in [0, 1] (eval mode: no dropout)."""
+    def discriminate(self, x: torch.Tensor, c=None) -> torch.Tensor:
+        """D(x) in [0, 1] (eval mode: no dropout); D(x, c) for a conditional run (c: one class or a label per x)."""
+        if self.n_classes and c is None:
+            raise UsageError("this run's D is conditional: give the class c of the samples it judges")
+        c = self.classes(len(x), c) if c is not None else None
         with eval_mode(self.D):
-            return torch.sigmoid(self.D(x.to(self.device).float()))
+            return torch.sigmoid(self.D(x.to(self.device).float(), c))
 
 
 class eval_mode:

@@ -142,13 +142,20 @@ class Pictures(Hook):
             self.draw(s.step)
 
     def draw(self, step: int) -> None:
-        from gankit.plots import plot_samples
+        from gankit.plots import conditional_layout, plot_conditional, plot_samples
 
-        x = self.gan.sample(len(self.z), self.z).cpu()
         path = self.run_dir / "samples" / f"step-{step:08d}.png"
-        with on_disk("write", path):
-            plot_samples(x, self.gan.spec, lambda t: self.gan.discriminate(t).cpu().numpy(), path,
-                         f"{self.gan.cfg.dataset}, step {step}")
+        title = f"{self.gan.cfg.dataset}, step {step}"
+        if self.gan.n_classes:  # a conditional run: one row (images) or one colour (toys) per class
+            k = self.gan.n_classes
+            c = conditional_layout(k, len(self.z) // k)
+            x = self.gan.sample(len(c), self.z[:len(c)], c=c).cpu()
+            with on_disk("write", path):
+                plot_conditional(x, c, self.gan.spec, path, title)
+        else:
+            x = self.gan.sample(len(self.z), self.z).cpu()
+            with on_disk("write", path):
+                plot_samples(x, self.gan.spec, lambda t: self.gan.discriminate(t).cpu().numpy(), path, title)
         self.drawn = (step, path)
         _, warning = self.monitor(step, x)
         if warning:
@@ -188,6 +195,11 @@ class Summary(Hook):
         spec = self.gan.spec
         if spec.kind == "toy" and not summary["interrupted"]:
             summary["modes"] = mode_metrics(self.gan.sample(2500).cpu(), spec.modes, spec.mode_std)
+            if self.gan.n_classes:  # each class on its own mode?
+                from gankit.metrics.conditional import on_mode
+
+                c = torch.arange(2500) % self.gan.n_classes
+                summary["class_on_mode"] = on_mode(self.gan.sample(2500, c=c).cpu(), c, spec.modes, spec.mode_std)
         with on_disk("write", self.run_dir / "losses.png"):
             plot_losses(rundir.read_metrics(self.run_dir), self.run_dir / "losses.png")
         rundir.write_json(self.run_dir, "summary.json", summary)

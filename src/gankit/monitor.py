@@ -88,6 +88,7 @@ def parzen(gan, n_samples: int = 10_000) -> Monitor:
 def fd(gan, n_samples: int = 10_000) -> Monitor:
     """Fréchet distance on the domain classifier's features between n_samples of G and the validation images."""
     from gankit.metrics.classifier import features, get_classifier
+    from gankit.metrics.features import quantise
     from gankit.metrics.frechet import frechet_distance
 
     cfg = gan.cfg
@@ -96,8 +97,9 @@ def fd(gan, n_samples: int = 10_000) -> Monitor:
     real = features(model, valid)
     z = _fixed_z(gan, len(valid))
 
-    def value() -> float:
-        return frechet_distance(features(model, gan.spec.images(gan.sample(len(z), z).cpu()).reshape(len(z), -1)), real)
+    def value() -> float:  # 8-bit pixels, as the real images are (and as `gankit eval` does)
+        x = quantise(gan.spec.images(gan.sample(len(z), z).cpu())).reshape(len(z), -1)
+        return frechet_distance(features(model, x), real)
 
     return Monitor("valid_fd", value, higher=False)
 

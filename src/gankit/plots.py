@@ -111,6 +111,32 @@ def plot_samples(samples: torch.Tensor, data, d_fn: DFn | None, path: str | Path
         plot_toy2d(samples.cpu().numpy(), data.modes.numpy(), d_fn, path, title)
 
 
+def conditional_layout(n_classes: int, per_class: int) -> torch.Tensor:
+    """The labels of a class-per-row picture: row r holds `per_class` samples of class r."""
+    return torch.arange(n_classes).repeat_interleave(per_class)
+
+
+def plot_conditional(samples: torch.Tensor, c: torch.Tensor, data, path: str | Path, title: str = "") -> None:
+    """Samples of a conditional model: images as a grid with one row per class (laid out by
+    `conditional_layout`), toys as a scatter coloured by class over the modes, each mode labelled."""
+    c = c.cpu()
+    if data.kind == "image":
+        per_class = int((c == c[0]).sum())
+        save_grid(data.images(samples), path, nrow=per_class)
+        return
+    x, modes = samples.cpu().numpy(), data.modes.numpy()  # 2-D: a 1-D toy has a single class
+    lim = float(np.abs(modes).max()) * 1.5 + 0.5
+    fig, ax = plt.subplots(figsize=(5.5, 5))
+    ax.scatter(x[:, 0], x[:, 1], s=2, c=c.numpy(), cmap="tab20" if len(modes) > 10 else "tab10", alpha=0.6)
+    for i, m in enumerate(modes):
+        ax.annotate(str(i), m, xytext=(7, 7), textcoords="offset points", fontsize=7, ha="center", va="center")
+    ax.set_xlim(-lim, lim), ax.set_ylim(-lim, lim), ax.set_aspect("equal")
+    ax.set_title(f"{title + ': ' if title else ''}G(z, c) coloured by c, mode c numbered", fontsize=10)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
 def plot_vanishing(rows: list[dict], path: str | Path, disjoint: list[dict] | None = None) -> None:
     """Generator gradient norm and mean D(G(z)) over G steps, for G trained with each loss; with `disjoint`,
     the gradient reaching G from each loss as D nears its optimum on disjoint supports."""

@@ -33,16 +33,25 @@ def _z(gan: GAN, n: int, seed: int) -> torch.Tensor:
     return sample_noise(n, gan.cfg.z_dim, gan.cfg.noise, "cpu", g).to(gan.device)
 
 
-def save_samples(gan: GAN, out: str | Path, n: int, seed: int = 0) -> torch.Tensor:
-    """n samples to .npy (flat array [n, d]) or .png (a grid for images, a plot for toys)."""
-    from gankit.plots import plot_samples
+def save_samples(gan: GAN, out: str | Path, n: int, seed: int = 0, c: int | None = None) -> torch.Tensor:
+    """n samples to .npy (flat array [n, d]) or .png (a grid for images, a plot for toys). A conditional run
+    samples class `c` (over D(x, c) for toys); without c, its .png has one row per class of ceil(n / K)
+    samples (toys: n samples coloured by class) and its .npy holds sample i of class i mod K."""
+    from gankit.plots import conditional_layout, plot_conditional, plot_samples
 
-    x = gan.sample(n, _z(gan, n, seed)).cpu()
     out = Path(out)
+    k, title = gan.n_classes, f"{gan.cfg.dataset} samples" + (f", class {c}" if c is not None else "")
+    gan.classes(n, c)  # refuse a class the run does not have before drawing anything
+    if k and c is None and out.suffix == ".png":
+        labels = conditional_layout(k, math.ceil(n / k)) if gan.spec.kind == "image" else torch.arange(n) % k
+        x = gan.sample(len(labels), _z(gan, len(labels), seed), c=labels).cpu()
+        plot_conditional(x, labels, gan.spec, out, title)
+        return x
+    x = gan.sample(n, _z(gan, n, seed), c=c).cpu()
     if out.suffix == ".npy":
         np.save(out, x.numpy())
     else:
-        plot_samples(x, gan.spec, lambda t: gan.discriminate(t).cpu().numpy(), out, f"{gan.cfg.dataset} samples")
+        plot_samples(x, gan.spec, lambda t: gan.discriminate(t, c).cpu().numpy(), out, title)
     return x
 
 
@@ -62,13 +71,14 @@ def nearest_neighbours(samples: torch.Tensor, train: torch.Tensor, chunk: int = 
     return best_i
 
 
-def figure_nearest(gan: GAN, out: str | Path, n: int = 30, seed: int = 0, cols: int = 5) -> None:
+def figure_nearest(gan: GAN, out: str | Path, n: int = 30, seed: int = 0, cols: int = 5, c: int | None = None) -> None:
     """Figure 2: rows of `cols` samples; the rightmost column holds the training image nearest to the
-    sample beside it (over the whole train split)."""
+    sample beside it (over the whole train split). Conditional runs: of class `c`, or row r of class r mod K."""
     if gan.spec.kind != "image":
         raise UsageError("--nearest draws images; this run's dataset is not an image dataset")
     rows = max(1, math.ceil(n / cols))
-    x = gan.sample(rows * cols, _z(gan, rows * cols, seed))
+    labels = c if c is not None or not gan.n_classes else (torch.arange(rows) % gan.n_classes).repeat_interleave(cols)
+    x = gan.sample(rows * cols, _z(gan, rows * cols, seed), c=labels)
     last = x.view(rows, cols, -1)[:, -1]
     nn_idx = nearest_neighbours(last, gan.data.x)
     nearest = gan.data.x[nn_idx.cpu()].to(x.device)
@@ -82,10 +92,13 @@ def interpolate_z(z0: torch.Tensor, z1: torch.Tensor, steps: int) -> torch.Tenso
     return (1 - t) * z0 + t * z1
 
 
-def figure_interpolate(gan: GAN, out: str | Path, rows: int = 8, steps: int = 10, seed: int = 0) -> None:
-    """Figure 3: each row decodes a linear interpolation between two random z."""
+def figure_interpolate(gan: GAN, out: str | Path, rows: int = 8, steps: int = 10, seed: int = 0,
+                       c: int | None = None) -> None:
+    """Figure 3: each row decodes a linear interpolation between two random z (conditional runs: at class `c`,
+    or row r at class r mod K)."""
     if gan.spec.kind != "image":
         raise UsageError("--interpolate draws images; this run's dataset is not an image dataset")
     ends = _z(gan, 2 * rows, seed)
     z = torch.cat([interpolate_z(ends[2 * r], ends[2 * r + 1], steps) for r in range(rows)])
-    save_grid(gan.spec.images(gan.sample(len(z), z).cpu()), out, nrow=steps, scale=3)
+    labels = c if c is not None or not gan.n_classes else (torch.arange(rows) % gan.n_classes).repeat_interleave(steps)
+    save_grid(gan.spec.images(gan.sample(len(z), z, c=labels).cpu()), out, nrow=steps, scale=3)

@@ -1,5 +1,8 @@
 """The step functions of Algorithm 1 (Goodfellow et al. 2014), one update each. The formulas live in
-the objective; these only sample, call it and apply the gradients."""
+the objective; these only sample, call it and apply the gradients.
+
+Conditional runs pass the real minibatch's labels c: the generated minibatch takes the same c (so G's
+classes are drawn from the data's label marginal) and D judges both halves with it."""
 
 from __future__ import annotations
 
@@ -13,7 +16,7 @@ def d_step(s: TrainState, objective, x: torch.Tensor, c: torch.Tensor | None = N
     # Sample minibatch of m noise samples {z(1), ..., z(m)} from noise prior p_g(z).
     z = s.G.input(s.noise())
     with torch.no_grad():
-        fake = s.G.local(z)
+        fake = s.G.local(z, c)
     # (x: a minibatch of m examples {x(1), ..., x(m)} from the data generating distribution p_data(x).)
     # Update the discriminator by ascending its stochastic gradient:
     #     grad_theta_d 1/m sum_i [log D(x(i)) + log(1 - D(G(z(i))))]
@@ -41,7 +44,7 @@ def g_step(s: TrainState, objective, c: torch.Tensor | None = None, x_real: torc
     # Update the generator by descending its stochastic gradient:
     #     grad_theta_g 1/m sum_i log(1 - D(G(z(i))))    (or, non-saturating, ascend log D(G(z(i))))
     with s.D.frozen():
-        loss, stats = objective.g_loss(s.D.local, s.G.net(z), c, x_real)
+        loss, stats = objective.g_loss(s.D.local, s.G.net(z, c), c, x_real)
         s.G.zero_grad()
         loss.backward()
         s.G.step()
@@ -53,7 +56,7 @@ def simultaneous_step(s: TrainState, objective, x: torch.Tensor, c: torch.Tensor
     released code, not Algorithm 1 as printed)."""
     z = s.G.input(s.noise())
     x = s.D.input(x)
-    fake = s.G.net(z)
+    fake = s.G.net(z, c)
     d_loss, g_loss, stats = objective.joint_losses(s.D.net, x, fake, c)
     penalty, penalty_stats = objective.d_penalty(s.D.local, x, fake, c, s.d_updates)
     stats |= penalty_stats

@@ -31,7 +31,8 @@ def summary_writer():
 
 
 def real_subset(x: torch.Tensor, seed: int) -> torch.Tensor:
-    """The N_REAL real samples whose D outputs are histogrammed: a fixed draw per seed."""
+    """The N_REAL real samples whose D outputs are histogrammed: a fixed draw per seed (the same rows of the
+    labels, given the same seed)."""
     return x[torch.randperm(len(x), generator=torch.Generator().manual_seed(seed + 104729))[:N_REAL]]
 
 
@@ -40,12 +41,14 @@ class TensorBoard(Hook):
     Pictures' images as they are drawn (with D's output histograms), and the summary's numbers at the end."""
 
     def __init__(self, run_dir: Path, log: Log, pictures: Pictures | None, gan, x_real: torch.Tensor, seed: int,
-                 purge_step: int | None = None):
+                 purge_step: int | None = None, labels: torch.Tensor | None = None):
         self.dir = Path(run_dir) / "tensorboard"
         with on_disk("write", self.dir):
             self.writer = summary_writer()(log_dir=str(self.dir), purge_step=purge_step)
         self.log, self.pictures, self.gan = log, pictures, gan
         self.x_real = real_subset(x_real, seed)
+        # a conditional D judges (x, c): the real samples' own labels, and the same classes for G's samples
+        self.c = real_subset(labels, seed) if gan.n_classes and labels is not None else None
         self.probability = gan.cfg.objective == "logistic"  # D as a probability, as d_real/d_fake are logged
         self.row_step, self.picture_step = None, None
 
@@ -76,8 +79,9 @@ class TensorBoard(Hook):
         with eval_mode(G), eval_mode(D):
             z = sample_noise(len(self.x_real), self.gan.cfg.z_dim, self.gan.cfg.noise, "cpu",
                              torch.Generator().manual_seed(step)).to(dev)
-            for name, x in (("real", self.x_real.to(dev)), ("generated", G(z))):
-                out = D(x.float()).float().reshape(-1)
+            c = None if self.c is None else self.c.to(dev)
+            for name, x in (("real", self.x_real.to(dev)), ("generated", G(z, c))):
+                out = D(x.float(), c).float().reshape(-1)
                 out = torch.sigmoid(out) if self.probability else out
                 self.writer.add_histogram(f"D/{name}", out.cpu().numpy(), step)
 

@@ -15,7 +15,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from gankit.objectives import Logistic
+from gankit.objectives import Hinge, LeastSquares, Logistic
 from gankit.models.mlp import MLPDiscriminator
 
 
@@ -111,15 +111,33 @@ def density_ratio(discriminator: nn.Module, x: torch.Tensor) -> torch.Tensor:
         return torch.exp(discriminator(x).double())
 
 
+# The games whose optimal D for a fixed G has a closed form: (objective, D's raw output -> the optimum's scale,
+# the optimum as a function of r = log p_d/p_g (stable in the tails), the formula).
+GAMES = {
+    "logistic": (lambda: Logistic(joint=False), torch.sigmoid, lambda r: 1 / (1 + np.exp(-r)),
+                 "D* = p_d / (p_d + p_g)"),
+    "least-squares": (lambda: LeastSquares(False, None, -1.0, 1.0, 0.0), lambda t: t, lambda r: np.tanh(r / 2),
+                      "D* = (b p_d + a p_g)/(p_d + p_g) = tanh(r/2), a = -1, b = 1"),
+    "hinge": (lambda: Hinge(False), lambda t: t.clamp(-1, 1), np.sign,
+              "D* = sign(p_d - p_g) (D's output clipped to [-1, 1])"),
+}
+
+
+def optimal_output(game: str, p_data: GaussianMixture, p_g: GaussianMixture, x) -> np.ndarray:
+    """The optimal D of `game` for this G, at x, in closed form."""
+    return GAMES[game][2](p_data.log_density(x) - p_g.log_density(x))
+
+
 def train_discriminator(p_data: GaussianMixture, p_g: GaussianMixture, steps: int = 3000, batch: int = 512,
-                        lr: float = 2e-3, hidden: int = 64, layers: int = 2, seed: int = 0) -> nn.Module:
-    """The inner loop of Algorithm 1 with G held fixed: ascend V(D, G) on samples of p_data and p_g."""
+                        lr: float = 2e-3, hidden: int = 64, layers: int = 2, seed: int = 0,
+                        game: str = "logistic") -> nn.Module:
+    """The inner loop of Algorithm 1 with G held fixed: D's steps of the game on samples of p_data and p_g."""
     torch.manual_seed(seed)
     D = MLPDiscriminator(p_data.dim, hidden, layers)
     opt = torch.optim.Adam(D.parameters(), lr=lr, betas=(0.5, 0.999))
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, steps)
     g = torch.Generator().manual_seed(seed)
-    objective = Logistic(joint=False)
+    objective = GAMES[game][0]()
     for _ in range(steps):
         x, fake = p_data.sample(batch, g), p_g.sample(batch, g)
         loss, _ = objective.d_loss(D, x, fake)
@@ -131,9 +149,11 @@ def train_discriminator(p_data: GaussianMixture, p_g: GaussianMixture, steps: in
 
 
 def discriminator_error(D: nn.Module, p_data: GaussianMixture, p_g: GaussianMixture, n: int = 2000,
-                        seed: int = 1) -> dict:
-    """|D - D*| on a grid over the bulk of both densities and on samples from each, plus the error of the
-    log density ratio logit D(x) against log p_data/p_g on samples."""
+                        seed: int = 1, game: str = "logistic") -> dict:
+    """|D - D*| on a grid over the bulk of both densities and on samples from each, plus (logistic) the error of
+    the log density ratio logit D(x) against log p_data/p_g on samples. For hinge, D* jumps where p_d = p_g, so
+    the mean over samples is the telling number."""
+    to_output = GAMES[game][1]
     g = torch.Generator().manual_seed(seed)
     x = torch.cat([p_data.sample(n, g), p_g.sample(n, g)])
     lo, hi = np.minimum(*[np.asarray(p.means).min(0) - 2 * max(p.stds) for p in (p_data, p_g)]), \
@@ -144,15 +164,17 @@ def discriminator_error(D: nn.Module, p_data: GaussianMixture, p_g: GaussianMixt
         axes = [torch.linspace(float(a), float(b), 60) for a, b in zip(lo, hi)]
         grid = torch.stack(torch.meshgrid(*axes, indexing="ij"), -1).reshape(-1, len(axes))
     with torch.no_grad():
-        d_grid = torch.sigmoid(D(grid)).double().numpy()
-        d_samp = torch.sigmoid(D(x)).double().numpy()
+        d_grid = to_output(D(grid)).double().numpy()
+        d_samp = to_output(D(x)).double().numpy()
         logit = D(x).double().numpy()
-    err_grid = np.abs(d_grid - optimal_discriminator(p_data, p_g, grid.numpy()))
-    err_samp = np.abs(d_samp - optimal_discriminator(p_data, p_g, x.numpy()))
-    log_ratio = p_data.log_density(x.numpy()) - p_g.log_density(x.numpy())
-    return {"grid_max": float(err_grid.max()), "grid_mean": float(err_grid.mean()),
-            "samples_max": float(err_samp.max()), "samples_mean": float(err_samp.mean()),
-            "log_ratio_mae": float(np.abs(logit - log_ratio).mean())}
+    err_grid = np.abs(d_grid - optimal_output(game, p_data, p_g, grid.numpy()))
+    err_samp = np.abs(d_samp - optimal_output(game, p_data, p_g, x.numpy()))
+    out = {"grid_max": float(err_grid.max()), "grid_mean": float(err_grid.mean()),
+           "samples_max": float(err_samp.max()), "samples_mean": float(err_samp.mean())}
+    if game == "logistic":
+        log_ratio = p_data.log_density(x.numpy()) - p_g.log_density(x.numpy())
+        out["log_ratio_mae"] = float(np.abs(logit - log_ratio).mean())
+    return out
 
 
 # Pairs (name, p_data, p_g) used by `gankit theory check` and the tests.
@@ -180,6 +202,10 @@ def check(train_d: bool = True) -> list[dict]:
             err = discriminator_error(train_discriminator(p, q), p, q)
             row.update({"D_vs_Dstar_mean": err["grid_mean"], "D_vs_Dstar_max": err["grid_max"],
                         "log_ratio_mae": err["log_ratio_mae"]})
+            for game in ("least-squares", "hinge"):
+                e = discriminator_error(train_discriminator(p, q, game=game), p, q, game=game)
+                row.update({f"{game}: trained D vs D*, grid mean": e["grid_mean"],
+                            f"{game}: trained D vs D*, samples mean": e["samples_mean"]})
         for ident in objective_identities(p, q):
             row[f"{ident['objective']}: criterion"] = ident["criterion"]
             row[f"{ident['objective']}: {ident['divergence_name']}"] = ident["divergence"]
@@ -319,3 +345,58 @@ def ratio_figure(out, seed: int = 0) -> list[dict]:
     fig.savefig(out, dpi=100)
     plt.close(fig)
     return rows
+
+
+def conditional_pairs(k: int = 4, radius: float = 2.0) -> list[tuple[GaussianMixture, GaussianMixture]]:
+    """A labelled toy with a fixed conditional G: for class c, p_data(x|c) = N(mu_c, 0.3^2 I) with mu_c on a
+    circle, and p_g(x|c) = N(mu_c + 0.5 u_c, 0.5^2 I), shifted along a direction u_c that turns with c (so the
+    optimal D depends on c at every x)."""
+    pairs = []
+    for c in range(k):
+        a, b = 2 * math.pi * c / k, 2 * math.pi * c / k + math.pi / 2 + c
+        mu = (radius * math.cos(a), radius * math.sin(a))
+        pairs.append((GaussianMixture.make([mu], [0.3]),
+                      GaussianMixture.make([(mu[0] + 0.5 * math.cos(b), mu[1] + 0.5 * math.sin(b))], [0.5])))
+    return pairs
+
+
+def train_conditional_discriminator(pairs, steps: int = 3000, batch: int = 512, lr: float = 2e-3, hidden: int = 64,
+                                    layers: int = 2, seed: int = 0) -> nn.Module:
+    """The inner loop of Algorithm 1 for a conditional D with G held fixed: c uniform, x ~ p_data(.|c) against
+    G's x ~ p_g(.|c) with the same c; gankit's conditional MLP D (input [x, one-hot(c)])."""
+    torch.manual_seed(seed)
+    k = len(pairs)
+    D = MLPDiscriminator(pairs[0][0].dim, hidden, layers, n_classes=k)
+    opt = torch.optim.Adam(D.parameters(), lr=lr, betas=(0.5, 0.999))
+    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, steps)
+    g = torch.Generator().manual_seed(seed)
+    objective = Logistic(joint=False)
+    per = batch // k
+    c = torch.arange(k).repeat_interleave(per)
+    for _ in range(steps):
+        x = torch.cat([p.sample(per, g) for p, _ in pairs])
+        fake = torch.cat([q.sample(per, g) for _, q in pairs])
+        loss, _ = objective.d_loss(D, x, fake, c)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        sched.step()
+    return D.eval()
+
+
+def conditional_discriminator_error(D: nn.Module, pairs, n: int = 2000, seed: int = 1) -> dict:
+    """|D(x, c) - D*(x|c)|, D*(x|c) = p_data(x|c) / (p_data(x|c) + p_g(x|c)), on samples of both conditionals of
+    every class; and the same D asked with the next class c + 1 instead (what ignoring c would cost)."""
+    g = torch.Generator().manual_seed(seed)
+    k, rows, wrong = len(pairs), [], []
+    for c, (p, q) in enumerate(pairs):
+        x = torch.cat([p.sample(n, g), q.sample(n, g)])
+        star = optimal_discriminator(p, q, x.numpy())
+        with torch.no_grad():
+            d = torch.sigmoid(D(x, torch.full((len(x),), c))).double().numpy()
+            d_wrong = torch.sigmoid(D(x, torch.full((len(x),), (c + 1) % k))).double().numpy()
+        rows.append(np.abs(d - star))
+        wrong.append(np.abs(d_wrong - star))
+    err, err_wrong = np.concatenate(rows), np.concatenate(wrong)
+    return {"mean": float(err.mean()), "max": float(err.max()), "per_class_mean": [float(r.mean()) for r in rows],
+            "wrong_class_mean": float(err_wrong.mean()), "n_points": len(err)}

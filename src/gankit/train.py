@@ -23,7 +23,7 @@ from pathlib import Path
 import torch
 from tqdm.auto import tqdm
 
-from gankit import augment, ensemble, objectives, rundir
+from gankit import augment, ensemble, objectives, rundir, threads
 from gankit.config import Config, ConfigError, diff, from_dict, run_keys
 from gankit.data import Batches, Data
 from gankit.device import rank_world, resolve_device
@@ -56,15 +56,18 @@ def fit(cfg: Config, run_dir: str | Path, resume: bool = False, force: bool = Fa
     """`train`, also returning the trained GAN. `hooks`: more `gankit.hooks.Hook`s, run after gankit's own."""
     with _StopRequest() as stop:  # a signal from here on is a request, obeyed after a whole step
         run = _start(cfg, Path(run_dir), resume, force, progress, data)
+        params = sum(p.numel() for net in (run.gan.G, run.gan.D) for p in net.parameters())
         try:
-            return _loop(cfg, run, stop, hooks or [])
+            with threads.using(threads.resolve(cfg.threads, params)):  # sharing the machine: gankit.threads
+                return _loop(cfg, run, stop, hooks or [])
         finally:
             run.release()
 
 
 def _loop(cfg: Config, run: "_Run", stop: "_StopRequest", extra_hooks: list) -> tuple[GAN, dict]:
     s, batches, objective, hooks = run.state, run.batches, run.objective, run.hooks + extra_hooks
-    summary = {"step": s.step, "total_steps": run.total, "run_dir": str(run.dir)}
+    summary = {"step": s.step, "total_steps": run.total, "run_dir": str(run.dir),
+               "threads": torch.get_num_threads()}
     try:
         while s.step < run.total:
             s.schedule(cfg, batches.epoch_at(s.step))  # lr / decay^t and SGD momentum at this epoch
@@ -73,7 +76,7 @@ def _loop(cfg: Config, run: "_Run", stop: "_StopRequest", extra_hooks: list) -> 
                 for j in range(cfg.k):  # for k steps: update D on a fresh real minibatch
                     x, c = batches(b + j)
                     stats = d_step(s, objective, x, c)
-                stats |= g_step(s, objective, x_real=x)  # then one step on G
+                stats |= g_step(s, objective, c, x_real=x)  # then one step on G (conditional: on the last c)
             else:
                 stats = simultaneous_step(s, objective, *batches(b))
             s.update_ema()
@@ -158,7 +161,8 @@ def _start(cfg: Config, run_dir: Path, resume: bool, force: bool, progress: bool
         data = gan.data
         monitor = build_monitor(cfg.monitor, gan) if cfg.monitor and rank == 0 else None
         reals_per_step = cfg.k if cfg.update == "alternating" else 1
-        batches = Batches(data.x.to(device), cfg.batch_size, cfg.seed, rank, world, reals_per_step=reals_per_step) \
+        labels = data.labels.to(device) if cfg.conditional else None  # conditional: c flows with x through the steps
+        batches = Batches(data.x.to(device), cfg.batch_size, cfg.seed, rank, world, labels, reals_per_step) \
             if not stacked else ensemble.Batches(data.x.to(device), cfg.batch_size, cfg.seed,
                                                  reals_per_step=reals_per_step, members=cfg.seeds)
         total = cfg.steps if cfg.steps is not None else batches.steps_for(cfg.epochs)
@@ -215,7 +219,10 @@ def _start(cfg: Config, run_dir: Path, resume: bool, force: bool, progress: bool
               and not stacked else None, validation=validation)
     hooks = [log, ProgressBar(log, total, s.step, progress and rank == 0)]
     if rank == 0:
-        z_fixed = fixed_noise(cfg, 2500 if data.kind == "toy" else N_FIXED, device)
+        n_fixed = 2500 if data.kind == "toy" else N_FIXED
+        if gan.n_classes and data.kind == "image":  # a conditional run's pictures: 10 samples of each class per row
+            n_fixed = 10 * gan.n_classes
+        z_fixed = fixed_noise(cfg, n_fixed, device)
         pictures = Pictures(run_dir, gan, z_fixed, cfg.sample_every, batches.epoch_ends_at, CollapseMonitor(gan.spec)) \
             if not stacked else ensemble.Pictures(run_dir, gan, z_fixed, cfg.sample_every, batches.epoch_ends_at)
         hooks += [pictures, ckpt, Summary(run_dir, gan) if not stacked else ensemble.Summary(run_dir, gan)]
@@ -223,7 +230,7 @@ def _start(cfg: Config, run_dir: Path, resume: bool, force: bool, progress: bool
             from gankit.tensorboard import TensorBoard
 
             hooks.append(TensorBoard(run_dir, log, pictures, gan, data.x, cfg.seed,
-                                     purge_step=s.step if resume else None))
+                                     purge_step=s.step if resume else None, labels=data.labels))
     return _Run(run_dir, gan, s, batches, objective, hooks, total, rank, world, lock)
 
 

@@ -51,24 +51,27 @@ def _check_sigmas(sigmas) -> list[float]:
     return s
 
 
-TAIL_NATS = 40.0  # terms this far below the largest weigh < n e^-40 together: beneath float64's resolution
-REFINE_LIMIT = 0.05  # refine at most this fraction of the pairs; beyond it float64 products are cheaper
+EXACTNESS_NATS = 1e-11  # the float32 part of a result may move log p by at most this, beyond float64 rounding
+TRY_NATS = 10.0  # how much closer to a row's top than the blind cut its float32 tail may start, if small
+REFINE_ROWS = 64  # rows whose float64 products are taken together, over the union of the samples they need
+U32 = 2.0**-24
+FLOOR_NATS = 80.0  # float32 weights are floored at e^-80, above denormals (slow)
+LANDMARKS = 32  # samples whose nearest groups the rows refined together
 
 
 class _Distances:
     """Squared distances from chunks of x to the samples mu.
 
-    With one sigma on the CPU, a float32 product on centred data gives every distance to within a
-    proven bound (K u |x| |mu|); the distances that matter for sigma (within TAIL_NATS of the nearest,
-    plus twice the bound) are then recomputed exactly in float64 as sum((x - mu)^2), so the result is
-    the float64 one. Otherwise (several sigmas, a GPU, or too many pairs to refine) one float64
-    product ||x||^2 - 2 x.mu + ||mu||^2 per chunk serves every sigma."""
+    With several sigmas (or on a GPU) one float64 product ||x||^2 - 2 x.mu + ||mu||^2 per chunk serves every
+    sigma. With one sigma on the CPU, `log_sum_exp` gives log sum_j exp(-||x - mu_j||^2 / 2 sigma^2) per row
+    as the float64 sum would, at float32 speed: see there."""
 
     def __init__(self, samples: torch.Tensor, max_bytes: int):
         self.mu = samples  # any float dtype: widening to float64 is exact, so it happens where needed
         self.rows = max(1, max_bytes // (8 * 2 * len(samples)))  # distances plus one temporary
         self.center = torch.mean(samples, 0, dtype=torch.float64)
         self._mu32 = self._mu64 = None
+        self.exact_pairs = self.pairs = 0  # pairs recomputed in float64, out of all pairs, by log_sum_exp
 
     def exact(self, xc: torch.Tensor, x_sq: torch.Tensor) -> torch.Tensor:
         if self._mu64 is None:
@@ -76,52 +79,91 @@ class _Distances:
             self._mu_sq = _squared_norms(self._mu64, "samples")
         return torch.addmm(self._mu_sq[None, :], xc, self._mu64.T, alpha=-2.0).add_(x_sq[:, None]).clamp_(min=0.0)
 
-    def nearest(self, xc: torch.Tensor, sigma: float):
-        """(rows, cols, exact squared distances) of every pair within TAIL_NATS of its row's nearest sample at
-        this sigma, or None when more than REFINE_LIMIT of the pairs qualify. The pairs left out weigh less
-        than n e^-40 relative to the nearest, below the resolution of a float64 sum."""
+    def log_sum_exp(self, xc: torch.Tensor, sigma: float) -> torch.Tensor:
+        """log sum_j exp(-||x_i - mu_j||^2 / 2 sigma^2) for each row of the float64 chunk xc, within
+        EXACTNESS_NATS of the float64 value.
+
+        A float32 product on centred data gives every squared distance within a proven bound
+        b_i = (d + 4) u (|x_i| + max|mu|)^2 (u = 2^-24), so each float32 weight w_ij (relative to the row's
+        top) is within a factor e^beta_i of the true one. Per row, the pairs above a cut k nats below the top
+        are recomputed in float64; the tail below keeps its float32 weights, which moves log p by at most
+        about (e^beta - 1) e^beta * sum(tail). The cut where even n e^-k keeps that under EXACTNESS_NATS is
+        safe blind; one TRY_NATS closer to the top is taken where the row's actual tail allows it. Rows are
+        grouped by their nearest of LANDMARKS samples, and the float64 products are taken REFINE_ROWS rows
+        at a time against the union of the samples they need (a matrix product, not a gather; in cache);
+        every pair in that block counts as exact."""
         if self._mu32 is None:
-            mu_c = self.mu - self.center
-            self._mu32, self._mu_c_sq = mu_c.float(), _squared_norms(mu_c, "samples").float()
+            mu_c = self.mu.double() - self.center
+            self._mu_c64, self._mu_c_sq = mu_c, _squared_norms(mu_c, "samples")
+            self._mu32, self._mu_c_sq32 = mu_c.float(), self._mu_c_sq.float()
             self._mu_c_max = float(self._mu_c_sq.max().sqrt())
+        c = 0.5 / sigma**2
         x_c = xc - self.center
         x_c_sq = (x_c * x_c).sum(1)
-        d2 = (x_c.float() @ self._mu32.T).mul_(-2.0).add_(self._mu_c_sq[None, :]).add_(x_c_sq.float()[:, None])
-        # float32 products and sums (inputs rounded too) err by at most (d + 4) u (|x_c| + |mu_c|)^2, u = 2^-24
-        bound = (xc.shape[1] + 4) * 2.0**-24 * (x_c_sq.sqrt() + self._mu_c_max) ** 2
-        threshold = d2.min(1).values.double() + 2 * sigma**2 * TAIL_NATS + 2 * bound
-        rows, cols = (d2 <= threshold.float()[:, None]).nonzero(as_tuple=True)
-        if len(rows) > REFINE_LIMIT * d2.numel():
-            return None
-        exact = torch.cat([((xc[rows[i:i + 8192]] - self.mu[cols[i:i + 8192]].double()) ** 2).sum(1)
-                           for i in range(0, len(rows), 8192)])
-        return rows, cols, exact
+        d2 = torch.addmm(self._mu_c_sq32[None, :], x_c.float(), self._mu32.T, alpha=-2.0).add_(x_c_sq.float()[:, None])
+        # float32 products and sums (inputs rounded too) err by at most (d + 4) u (|x_c| + |mu_c|)^2 <= bound; the
+        # shift by the row's minimum (both ends err), the scaling and exp add a few roundings of d2 <= reach
+        reach = (x_c_sq.sqrt() + self._mu_c_max) ** 2
+        beta = c * (2 * (xc.shape[1] + 4) * U32 * reach + 4 * U32 * reach) + 8 * U32
+        # the tail's float32 weights, and their float32 sum (relative error <= n u), move log p by at most f * tail
+        n_u = len(self.mu) * U32
+        f = ((torch.exp(beta) - 1) * (1 + n_u) + n_u) * torch.exp(beta)
+        allowed = (EXACTNESS_NATS / f).float()
+        # a cut k nats below the top leaves a tail < n e^-k: safe without looking; a cut TRY_NATS higher is
+        # taken where the row's actual tail there is small enough
+        safe = (allowed / len(self.mu)).clamp(min=1e-38)  # e^-k, k = log(n / allowed)
+        attempt = (safe * math.exp(TRY_NATS)).clamp(max=0.5)
+        out = torch.empty(len(xc), dtype=torch.float64)
+        # rows taken together should need the same samples: group them by their nearest of a few landmarks
+        order = d2[:, :LANDMARKS].argmin(1).argsort()
+        for i in range(0, len(xc), REFINE_ROWS):  # blocks small enough to stay in cache
+            r = order[i:i + REFINE_ROWS]
+            d2r = d2[r]
+            d2_min = d2r.min(1).values
+            # float32 weights relative to the row's float32 top; floored at e^-FLOOR_NATS, beneath float32's
+            # normal range (denormals are slow), which adds at most n e^-FLOOR_NATS to a sum that is >= 1
+            w = d2r.sub_(d2_min[:, None]).mul_(-c).clamp_(min=-FLOOR_NATS).exp_()
+            tail = torch.where(w < attempt[r, None], w, 0.0).sum(1) * (1 + n_u)
+            threshold = torch.where(tail <= allowed[r], attempt[r], safe[r])
+            cols = (w >= threshold[:, None]).any(0).nonzero().squeeze(1)
+            if len(cols) > len(self.mu) // 2:  # most samples: all of them, without gathering
+                cols = torch.arange(len(self.mu))
+                a = torch.addmm(self._mu_c_sq[None, :], x_c[r], self._mu_c64.T, alpha=-2.0).neg_()
+            else:
+                a = (x_c[r] @ self._mu_c64[cols].T).mul_(2.0).sub_(self._mu_c_sq[cols][None, :])
+            a = a.sub_(x_c_sq[r, None])
+            a = a.clamp_(max=0.0).mul_(c)  # -||x - mu||^2 / 2 sigma^2, exact in float64
+            top = a.max(1).values
+            tail = w.index_fill_(1, cols, 0.0).sum(1).double()
+            total = torch.exp(a - top[:, None]).sum(1) + tail * torch.exp(-c * d2_min.double() - top)
+            out[r] = top + torch.log(total)
+            self.exact_pairs += a.numel()
+        self.pairs += d2.numel()
+        return out
 
-    def chunks(self, x: torch.Tensor, sigma: float | None = None):
-        """Yield (slice, dense [chunk, n] squared distances or sparse (rows, cols, values)) over chunks of x."""
+    def chunks(self, x: torch.Tensor):
+        """Yield (slice, rows of x) over chunks of x."""
         if self.mu.shape[1] != x.shape[1]:
             raise ValueError(f"dimension mismatch: samples have d={self.mu.shape[1]}, data has d={x.shape[1]}")
-        x_sq = _squared_norms(x, "x")
         for i in range(0, len(x), self.rows):
-            xc = x[i:i + self.rows]
-            near = self.nearest(xc, sigma) if sigma is not None and xc.device.type == "cpu" else None
-            yield slice(i, i + len(xc)), near if near is not None else self.exact(xc, x_sq[i:i + self.rows])
-
-
-def _sparse_log_likelihood(near, n_rows: int, sigma: float, d: int, n: int) -> torch.Tensor:
-    """log p per row from the (rows, cols, squared distances) that carry its mass."""
-    rows, _, d2 = near
-    a = d2 * (-0.5 / sigma**2)
-    top = torch.full((n_rows,), -math.inf, dtype=torch.float64).scatter_reduce_(0, rows, a, "amax")
-    total = torch.zeros(n_rows, dtype=torch.float64).index_add_(0, rows, torch.exp(a - top[rows]))
-    return top + torch.log(total) - math.log(n) - d * math.log(sigma * math.sqrt(2 * math.pi))
+            yield slice(i, min(i + self.rows, len(x))), x[i:i + self.rows]
 
 
 def _log_likelihoods(d2: torch.Tensor, sigmas: list[float], d: int, n: int) -> torch.Tensor:
-    """[len(sigmas), chunk] log p from one block of squared distances."""
+    """[len(sigmas), chunk] log p from one block of float64 squared distances (overwritten), REFINE_ROWS rows at
+    a time so that every sigma reuses them from cache. Terms are shifted by the row's nearest sample and
+    floored at e^-700, above float64's denormals (slow), which adds at most n e^-700 to a sum >= 1."""
     out = torch.empty(len(sigmas), d2.shape[0], dtype=torch.float64, device=d2.device)
-    for j, s in enumerate(sigmas):
-        out[j] = torch.logsumexp(d2 * (-0.5 / s**2), 1) - math.log(n) - d * math.log(s * math.sqrt(2 * math.pi))
+    buf = torch.empty(min(REFINE_ROWS, d2.shape[0]), d2.shape[1], dtype=torch.float64, device=d2.device)
+    for i in range(0, d2.shape[0], REFINE_ROWS):
+        e = d2[i:i + REFINE_ROWS]
+        low = e.min(1).values
+        e.sub_(low[:, None])
+        w = buf[:len(e)]
+        for j, s in enumerate(sigmas):
+            c = 0.5 / s**2
+            total = torch.mul(e, -c, out=w).clamp_(min=-700.0).exp_().sum(1)
+            out[j, i:i + len(e)] = torch.log(total) - c * low - math.log(n) - d * math.log(s * math.sqrt(2 * math.pi))
     return out
 
 
@@ -132,11 +174,14 @@ def log_likelihoods(samples, x, sigmas, max_bytes: int = MAX_BYTES, device=None)
     xs = _as_matrix(x, "x", mu.device)
     out = torch.empty(len(sigmas), len(xs), dtype=torch.float64, device=mu.device)
     distances = _Distances(mu, max_bytes)
-    for sl, d2 in distances.chunks(xs, sigmas[0] if len(sigmas) == 1 else None):
-        if isinstance(d2, tuple):
-            out[0, sl] = _sparse_log_likelihood(d2, sl.stop - sl.start, sigmas[0], mu.shape[1], len(mu))
+    d, n = mu.shape[1], len(mu)
+    x_sq = _squared_norms(xs, "x")
+    for sl, xc in distances.chunks(xs):
+        if len(sigmas) == 1 and xc.device.type == "cpu":
+            norm = math.log(n) + d * math.log(sigmas[0] * math.sqrt(2 * math.pi))
+            out[0, sl] = distances.log_sum_exp(xc, sigmas[0]) - norm
         else:
-            out[:, sl] = _log_likelihoods(d2, sigmas, mu.shape[1], len(mu))
+            out[:, sl] = _log_likelihoods(distances.exact(xc, x_sq[sl]), sigmas, d, n)
     return out.cpu().numpy()
 
 

@@ -38,3 +38,25 @@ def precision_recall(real, fake, k: int = 3) -> dict:
     if min(len(r), len(f)) <= k:
         raise ValueError(f"precision/recall with k = {k} needs more than {k} samples in each set")
     return {"precision": _coverage(f, r, knn_radii(r, k)), "recall": _coverage(r, f, knn_radii(f, k)), "k": k}
+
+
+def density_coverage(real, fake, k: int = 5) -> dict:
+    """Density and coverage (Naeem et al. 2020) with the k-NN balls B(X_i, NND_k(X_i)) of the real set only:
+
+        density  = 1/(k M) sum_j sum_i 1[Y_j in B(X_i)]     (expected 1 when fake ~ real; unbounded)
+        coverage = 1/N sum_i 1[some Y_j in B(X_i)]           (in [0, 1])
+
+    for N real X_i and M fake Y_j."""
+    r, f = _features(real, "real"), _features(fake, "fake")
+    if r.shape[1] != f.shape[1]:
+        raise ValueError(f"feature dimensions differ: {r.shape[1]} and {f.shape[1]}")
+    if len(r) <= k:
+        raise ValueError(f"density/coverage with k = {k} needs more than {k} real samples")
+    radii = knn_radii(r, k)
+    inside = 0.0
+    covered = torch.zeros(len(r), dtype=torch.bool)
+    for _, d in _pairwise(f, r):
+        hit = d <= radii[None]
+        inside += float(hit.sum())
+        covered |= hit.any(0)
+    return {"density": inside / (k * len(f)), "coverage": float(covered.double().mean()), "k": k}

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from torch import nn
 
-from gankit.errors import CheckpointError
+from gankit.errors import CheckpointError, ConfigError
 from gankit.models.layers import MinibatchStd, Packed
 from gankit.models.conv import DCGANDiscriminator, DCGANGenerator
 from gankit.models.mlp import BNMLPGenerator, MLPDiscriminator, MLPGenerator, TutorialDiscriminator
@@ -78,11 +78,33 @@ MODELS: dict[str, Entry] = {
 }
 
 
+def n_classes_of(data) -> int:
+    """The number of classes a conditional model is given: the dataset's, when it has labels of two or more."""
+    if data.labels is None:
+        raise ConfigError(f"config key 'conditional': dataset '{data.name}' has no class labels (a folder: dataset "
+                          f"needs one sub-directory per class)")
+    k = max(len(data.classes), int(data.labels.max()) + 1 if len(data.labels) else 0)
+    if k < 2:
+        raise ConfigError(f"config key 'conditional': dataset '{data.name}' has a single class; nothing to "
+                          f"condition on")
+    return k
+
+
+def class_dim(n_classes: int) -> int:
+    """Length of G's learned class embedding: one number per class, at most 50."""
+    return min(n_classes, 50)
+
+
 def architecture(cfg, data) -> dict:
     """{"G": {"class", "kwargs"}, "D": {...}} for `cfg.model` on `data` (a Data: some nets read its mean).
     D records the stabilisers that change its structure: packing (its input widened `pack` times) and
-    spectral normalisation."""
+    spectral normalisation. A conditional model records its number of classes in both nets' kwargs (and the
+    length of G's class embedding), so a checkpoint rebuilds it without the data."""
     G, D = MODELS[cfg.model].build(cfg, data)
+    if getattr(cfg, "conditional", False):
+        k = n_classes_of(data)
+        G = {**G, "kwargs": {**G["kwargs"], "n_classes": k, "c_dim": class_dim(k)}}
+        D = {**D, "kwargs": {**D["kwargs"], "n_classes": k}}
     if cfg.pack > 1:
         kw = dict(D["kwargs"])
         if "x_dim" in kw:
@@ -139,6 +161,11 @@ def spectral_normalise(net: nn.Module) -> nn.Module:
 def build_models(cfg, data) -> tuple[nn.Module, nn.Module]:
     """(G, D) for `cfg.model` on `data`; initialisation uses the current torch RNG (seed it first)."""
     return construct(architecture(cfg, data))
+
+
+def n_classes(G: nn.Module) -> int:
+    """How many classes a (conditional) generator takes; 0 for an unconditional one."""
+    return int(getattr(G, "n_classes", 0) or 0)
 
 
 def has_batchnorm(module: nn.Module) -> bool:

@@ -4,6 +4,8 @@ G: z -> linear to (2w, H/4, W/4) -> BatchNorm, ReLU -> transposed conv to (w, H/
 -> transposed conv to (C, H, W) -> tanh or sigmoid. D: conv (w) -> LeakyReLU 0.2 -> conv (2w) -> LeakyReLU
 -> linear to one logit. D has no BatchNorm, so a sample's logit never depends on the rest of its batch.
 Both take and return flat vectors, like every gankit model; the image shape is theirs to know.
+Conditional (n_classes > 0): G reads [z, embed(c)]; D is a projection discriminator (Miyato & Koyama 2018),
+D(x, c) = psi(phi(x)) + <embed(c), phi(x)> with phi(x) the flattened features the last linear layer psi reads.
 """
 
 from __future__ import annotations
@@ -12,41 +14,51 @@ import torch
 from torch import nn
 
 from gankit.errors import DataError
+from gankit.models.layers import Projection, class_embedding, needs_c
 from gankit.models.mlp import OUTPUTS
 
 
 class DCGANGenerator(nn.Module):
     def __init__(self, z_dim: int = 100, shape: tuple[int, int, int] = (1, 28, 28), width: int = 64,
-                 output: str = "tanh"):
+                 output: str = "tanh", n_classes: int = 0, c_dim: int = 0):
         super().__init__()
         c, h, w = shape
         if h % 4 or w % 4:
             raise DataError(f"DCGAN needs image sides divisible by 4, got {h}x{w}")
-        self.z_dim, self.shape, self.width = z_dim, shape, width
-        self.project = nn.Sequential(nn.Linear(z_dim, 2 * width * (h // 4) * (w // 4)),
+        self.z_dim, self.shape, self.width, self.n_classes = z_dim, shape, width, n_classes
+        self.project = nn.Sequential(nn.Linear(z_dim + c_dim * bool(n_classes), 2 * width * (h // 4) * (w // 4)),
                                      nn.BatchNorm1d(2 * width * (h // 4) * (w // 4)), nn.ReLU())
         self.net = nn.Sequential(
             nn.ConvTranspose2d(2 * width, width, 4, 2, 1), nn.BatchNorm2d(width), nn.ReLU(),
             nn.ConvTranspose2d(width, c, 4, 2, 1), OUTPUTS[output](),
         )
+        if n_classes:
+            self.embed = class_embedding(n_classes, c_dim)
         self.to(memory_format=torch.channels_last)  # oneDNN's preferred weight layout: ~10% faster on CPU
 
     def forward(self, z: torch.Tensor, c: torch.Tensor | None = None) -> torch.Tensor:
         _, h, w = self.shape
+        if self.n_classes:
+            z = torch.cat([z, self.embed(needs_c(c, "DCGANGenerator").long()).to(z.dtype)], 1)
         return self.net(self.project(z).view(-1, 2 * self.width, h // 4, w // 4)).flatten(1)
 
 
 class DCGANDiscriminator(nn.Module):
-    def __init__(self, shape: tuple[int, int, int] = (1, 28, 28), width: int = 64):
+    def __init__(self, shape: tuple[int, int, int] = (1, 28, 28), width: int = 64, n_classes: int = 0):
         super().__init__()
         c, h, w = shape
-        self.shape = shape
+        self.shape, self.n_classes = shape, n_classes
         self.net = nn.Sequential(
             nn.Conv2d(c, width, 4, 2, 1), nn.LeakyReLU(0.2),
             nn.Conv2d(width, 2 * width, 4, 2, 1), nn.LeakyReLU(0.2),
             nn.Flatten(), nn.Linear(2 * width * (h // 4) * (w // 4), 1),
         )
+        if n_classes:
+            self.project = Projection(n_classes, 2 * width * (h // 4) * (w // 4))
         self.to(memory_format=torch.channels_last)  # oneDNN's preferred weight layout: ~10% faster on CPU
 
     def forward(self, x: torch.Tensor, c: torch.Tensor | None = None) -> torch.Tensor:
-        return self.net(x.view(-1, *self.shape)).squeeze(-1)
+        if not self.n_classes:
+            return self.net(x.view(-1, *self.shape)).squeeze(-1)
+        phi = self.net[:-1](x.view(-1, *self.shape))
+        return self.net[-1](phi).squeeze(-1) + self.project(phi, needs_c(c, "DCGANDiscriminator"))

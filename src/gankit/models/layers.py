@@ -94,3 +94,33 @@ class MinibatchStd(nn.Module):
     def forward(self, x: torch.Tensor, c: torch.Tensor | None = None) -> torch.Tensor:
         s = x.float().std(0, unbiased=False).mean().to(x.dtype) if len(x) > 1 else x.new_zeros(())
         return self.inner(torch.cat([x, s.expand(len(x), self.extra)], 1), c)
+
+
+def class_embedding(n_classes: int, dim: int) -> nn.Embedding:
+    """A learned vector per class, for G's input (concatenated with z); N(0, 1) entries, like z's."""
+    return nn.Embedding(n_classes, dim)
+
+
+def one_hot(c: torch.Tensor, n_classes: int, like: torch.Tensor) -> torch.Tensor:
+    """Class labels c [N] as one-hot rows in `like`'s dtype, for concatenation with D's input."""
+    return nn.functional.one_hot(c.long(), n_classes).to(like.dtype)
+
+
+class Projection(nn.Module):
+    """The class term of a projection discriminator (Miyato & Koyama 2018): <embed(c), phi(x)>, added to
+    psi(phi(x)). The embedding starts like a linear layer's weights, U(-1/sqrt(f), 1/sqrt(f))."""
+
+    def __init__(self, n_classes: int, features: int):
+        super().__init__()
+        self.embed = nn.Embedding(n_classes, features)
+        nn.init.uniform_(self.embed.weight, -features ** -0.5, features ** -0.5)
+
+    def forward(self, h: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
+        return (self.embed(c.long()).to(h.dtype) * h).sum(1)
+
+
+def needs_c(c: torch.Tensor | None, name: str) -> torch.Tensor:
+    """c, or a ValueError when a conditional network is called without class labels."""
+    if c is None:
+        raise ValueError(f"{name} is conditional: call it with class labels c")
+    return c

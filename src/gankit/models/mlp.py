@@ -5,6 +5,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from gankit.models.layers import class_embedding, needs_c, one_hot
+
 OUTPUTS = {"linear": nn.Identity, "sigmoid": nn.Sigmoid, "tanh": nn.Tanh}
 
 
@@ -16,34 +18,64 @@ def _stack(d_in: int, hidden: int, layers: int, d_out: int, act) -> list[nn.Modu
     return mods
 
 
-class MLPGenerator(nn.Sequential):
-    """G(z): z_dim -> `layers` x (Linear, ReLU) of width `hidden` -> x_dim, then `output` activation."""
+def _layers(seq: nn.Sequential, h: torch.Tensor) -> torch.Tensor:
+    """The Sequential's layers in order, skipping the class embedding a conditional net keeps among them."""
+    for name, module in seq._modules.items():
+        if name != "embed":
+            h = module(h)
+    return h
 
-    def __init__(self, z_dim: int, x_dim: int, hidden: int = 256, layers: int = 3, output: str = "linear"):
-        super().__init__(*_stack(z_dim, hidden, layers, x_dim, nn.ReLU), OUTPUTS[output]())
-        self.z_dim = z_dim
+
+def _g_input(net, z: torch.Tensor, c: torch.Tensor | None) -> torch.Tensor:
+    """z, or for a conditional G, [z, embed(c)]."""
+    if not net.n_classes:
+        return z
+    return torch.cat([z, net.embed(needs_c(c, type(net).__name__).long()).to(z.dtype)], 1)
+
+
+def _d_input(net, x: torch.Tensor, c: torch.Tensor | None) -> torch.Tensor:
+    """x, or for a conditional D, [x, one-hot(c)]."""
+    if not net.n_classes:
+        return x
+    return torch.cat([x, one_hot(needs_c(c, type(net).__name__), net.n_classes, x)], 1)
+
+
+class MLPGenerator(nn.Sequential):
+    """G(z): z_dim -> `layers` x (Linear, ReLU) of width `hidden` -> x_dim, then `output` activation.
+    Conditional (n_classes > 0): G(z, c) reads [z, embed(c)], a learned c_dim-vector per class."""
+
+    def __init__(self, z_dim: int, x_dim: int, hidden: int = 256, layers: int = 3, output: str = "linear",
+                 n_classes: int = 0, c_dim: int = 0):
+        super().__init__(*_stack(z_dim + c_dim * bool(n_classes), hidden, layers, x_dim, nn.ReLU), OUTPUTS[output]())
+        self.z_dim, self.n_classes = z_dim, n_classes
+        if n_classes:
+            self.embed = class_embedding(n_classes, c_dim)
 
     def forward(self, z: torch.Tensor, c: torch.Tensor | None = None) -> torch.Tensor:
-        return super().forward(z)
+        if not self.n_classes:
+            return super().forward(z)
+        return _layers(self, _g_input(self, z, c))
 
 
 class MLPDiscriminator(nn.Sequential):
-    """D(x) as a logit: x_dim -> `layers` x (Linear, LeakyReLU 0.2) of width `hidden` -> 1."""
+    """D(x) as a logit: x_dim -> `layers` x (Linear, LeakyReLU 0.2) of width `hidden` -> 1.
+    Conditional (n_classes > 0): D(x, c) reads [x, one-hot(c)]."""
 
-    def __init__(self, x_dim: int, hidden: int = 256, layers: int = 3):
-        super().__init__(*_stack(x_dim, hidden, layers, 1, lambda: nn.LeakyReLU(0.2)))
+    def __init__(self, x_dim: int, hidden: int = 256, layers: int = 3, n_classes: int = 0):
+        super().__init__(*_stack(x_dim + n_classes, hidden, layers, 1, lambda: nn.LeakyReLU(0.2)))
+        self.n_classes = n_classes
 
     def forward(self, x: torch.Tensor, c: torch.Tensor | None = None) -> torch.Tensor:
-        return super().forward(x).squeeze(-1)
+        return super().forward(_d_input(self, x, c)).squeeze(-1)
 
 
 class BNMLPGenerator(nn.Sequential):
     """The MLP generator common in tutorials: z -> 128 -> 256 -> 512 -> 1024 -> x_dim, LeakyReLU 0.2 and
     BatchNorm after every hidden layer but the first, tanh (or `output`) at the end."""
 
-    def __init__(self, z_dim: int = 100, x_dim: int = 784, output: str = "tanh"):
+    def __init__(self, z_dim: int = 100, x_dim: int = 784, output: str = "tanh", n_classes: int = 0, c_dim: int = 0):
         mods: list[nn.Module] = []
-        d = z_dim
+        d = z_dim + c_dim * bool(n_classes)
         for i, width in enumerate((128, 256, 512, 1024)):
             mods.append(nn.Linear(d, width))
             if i > 0:
@@ -51,18 +83,23 @@ class BNMLPGenerator(nn.Sequential):
             mods.append(nn.LeakyReLU(0.2))
             d = width
         super().__init__(*mods, nn.Linear(d, x_dim), OUTPUTS[output]())
-        self.z_dim = z_dim
+        self.z_dim, self.n_classes = z_dim, n_classes
+        if n_classes:
+            self.embed = class_embedding(n_classes, c_dim)
 
     def forward(self, z: torch.Tensor, c: torch.Tensor | None = None) -> torch.Tensor:
-        return super().forward(z)
+        if not self.n_classes:
+            return super().forward(z)
+        return _layers(self, _g_input(self, z, c))
 
 
 class TutorialDiscriminator(nn.Sequential):
     """The matching tutorial discriminator: x_dim -> 512 -> 256 -> 1 logit with LeakyReLU 0.2."""
 
-    def __init__(self, x_dim: int = 784):
-        super().__init__(nn.Linear(x_dim, 512), nn.LeakyReLU(0.2), nn.Linear(512, 256), nn.LeakyReLU(0.2),
+    def __init__(self, x_dim: int = 784, n_classes: int = 0):
+        super().__init__(nn.Linear(x_dim + n_classes, 512), nn.LeakyReLU(0.2), nn.Linear(512, 256), nn.LeakyReLU(0.2),
                          nn.Linear(256, 1))
+        self.n_classes = n_classes
 
     def forward(self, x: torch.Tensor, c: torch.Tensor | None = None) -> torch.Tensor:
-        return super().forward(x).squeeze(-1)
+        return super().forward(_d_input(self, x, c)).squeeze(-1)

@@ -1,0 +1,80 @@
+"""How many CPU threads a training run uses: few enough to share the machine, enough for the model.
+
+Two processes that each run as many OpenMP threads as there are cores slow each other many times over
+(the threads spin waiting for one another), while a thread that has a core of its own loses little.
+`--threads 0` (the default) therefore picks min(cores free now, what the model can use):
+
+    cores free  = cores this process may run on (os.sched_getaffinity)
+                  - (1-minute load average - this process's own share of it), rounded, at least 1
+    model's use = one thread per PARAMS_PER_THREAD parameters of G and D together, at least 1
+                  (the toy MLPs: 1; the paper's MNIST nets: 2 or more)
+
+This process's share of the load average is estimated from its CPU time: the load average is an
+exponentially weighted mean with a 60 s time constant, so a process that has used c cores on average for
+t seconds contributes about c (1 - e^(-t/60)).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import os
+import resource
+
+import torch
+
+PARAMS_PER_THREAD = 250_000
+
+
+def choose_threads(params: int, cores: int, load: float, own: float = 0.0) -> int:
+    """Threads for a model of `params` parameters on `cores` cores with a 1-minute `load` average of which
+    `own` is this process's: min(cores free, what the model can use), at least 1. A pure function."""
+    free = max(1, math.floor(cores - max(0.0, load - own) + 0.5))
+    useful = max(1, params // PARAMS_PER_THREAD)
+    return int(min(cores, free, useful))
+
+
+def _own_load() -> float:
+    """This process's estimated contribution to the 1-minute load average (see the module's docstring)."""
+    try:
+        with open("/proc/self/stat") as f:
+            start_ticks = int(f.read().rsplit(")", 1)[1].split()[19])
+        with open("/proc/uptime") as f:
+            life = float(f.read().split()[0]) - start_ticks / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, IndexError):
+        return 0.0
+    use = resource.getrusage(resource.RUSAGE_SELF)
+    if life <= 0:
+        return 0.0
+    return (use.ru_utime + use.ru_stime) / life * (1 - math.exp(-life / 60))
+
+
+def machine() -> tuple[int, float, float]:
+    """(cores this process may use, 1-minute load average, this process's share of it) right now."""
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        cores = os.cpu_count() or 1
+    try:
+        load = os.getloadavg()[0]
+    except (AttributeError, OSError):
+        load = 0.0
+    return cores, load, _own_load()
+
+
+def resolve(threads: int, params: int) -> int:
+    """The thread count for config value `threads` (0 = auto) and a model of `params` parameters."""
+    return threads if threads > 0 else choose_threads(params, *machine())
+
+
+@contextlib.contextmanager
+def using(n: int):
+    """torch uses `n` intra-op threads inside the block, and its previous count again after it."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(n)
+    try:
+        yield n
+    finally:
+        torch.set_num_threads(before)
+
+
