@@ -50,6 +50,7 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--nearest", action="store_true", help="Figure 2: samples beside their nearest training image")
     s.add_argument("--interpolate", action="store_true", help="Figure 3: rows of linear interpolations in z")
     s.add_argument("--device", default="auto")
+    s.add_argument("--member", type=int, default=None, help="which GAN of a seed ensemble (train --seeds N): 0..N-1")
 
     e = sub.add_parser("eval", help="evaluate a trained run")
     e.add_argument("run_dir")
@@ -59,6 +60,8 @@ def _parser() -> argparse.ArgumentParser:
     e.add_argument("--valid-size", type=int, default=1000)
     e.add_argument("--seed", type=int, default=0)
     e.add_argument("--json", action="store_true", help="print the result as JSON")
+    e.add_argument("--member", type=int, default=None,
+                   help="which GAN of a seed ensemble (default: every member, and mean ± std over them)")
     e.add_argument("--device", default="auto")
     e.add_argument("--features", default="auto", choices=["auto", "classifier", "inception", "rand-conv"],
                    help="features for fd/kid/pr/dc: auto = gankit's shipped classifier for MNIST and Fashion-MNIST, "
@@ -214,6 +217,10 @@ def cmd_train(args: dict) -> int:
                      f"high-quality {mm['high_quality_fraction']:.1%}")
         if "class_on_mode" in summary:
             line += f"; samples of class c on mode c {summary['class_on_mode']['accuracy']:.1%}"
+        if "ensemble" in summary:
+            from gankit.ensemble import summary_line
+
+            line += summary_line(summary)
         print(line, file=sys.stderr)
     print(f"gankit: run directory {run_dir}", file=sys.stderr)
     return 0
@@ -246,7 +253,7 @@ def cmd_sample(args: dict) -> int:
     out = _output(args["out"], (".png", ".npy"))
     _in_range(args, "n", 1, 10**6)
     _in_range(args, "seed", *SEEDS)
-    gan = sampling.load_run(args["run_dir"], args["device"])
+    gan = sampling.load_run(args["run_dir"], args["device"], member=args["member"])
     with on_disk("write", out):
         _check_class(gan, args["cls"], args["run_dir"])
         if args["nearest"]:
@@ -292,7 +299,8 @@ def cmd_eval(args: dict) -> int:
     _in_range(args, "bootstrap", 0, 100_000)
     result = evaluate.run_metric(args["run_dir"], args["metric"], n_samples=args["n_samples"], seed=args["seed"],
                                  sigmas=_sigmas(args["sigmas"]), valid_size=args["valid_size"], device=args["device"],
-                                 features=args["features"], classifier=args["classifier"], bootstrap=args["bootstrap"])
+                                 features=args["features"], classifier=args["classifier"], bootstrap=args["bootstrap"],
+                                 member=args["member"])
     if args["json"]:
         print(json.dumps(result, indent=2))
     else:

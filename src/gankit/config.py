@@ -92,6 +92,8 @@ class Config:
     augment: str = _f("", "differentiable augmentation of D's inputs: any of translation,cutout,color (images)")
     # execution
     seed: int = _f(0, "random seed")
+    seeds: int = _f(1, "train N independent GANs in one process, seeds seed .. seed+N-1, as stacked networks "
+                    "(a seed ensemble; toy MLPs)")
     device: str = _f("auto", "auto | cpu | cuda", "exec")
     precision: str = _f("fp32", "fp32 | bf16 (training passes on bf16 copies of the weights; fp32 masters)")
     out: str | None = _f(None, "run directory (default runs/<dataset>-<time>)", "exec")
@@ -218,6 +220,13 @@ def validate(cfg: Config) -> Config:
             raise ConfigError(f"config key '{key}' must be at most {top:g}, got {getattr(cfg, key)!r}")
     if not 0 <= cfg.seed < 2**32:
         raise ConfigError(f"config key 'seed' must be in [0, 2^32), got {cfg.seed!r}")
+    if not 1 <= cfg.seeds <= 1000 or cfg.seed + cfg.seeds > 2**32:
+        raise ConfigError(f"config key 'seeds' must be in [1, 1000] with seed + seeds <= 2^32, got {cfg.seeds!r}")
+    if cfg.seeds > 1:
+        from gankit.ensemble import unsupported
+
+        if unsupported(cfg):
+            raise ConfigError(f"config key 'seeds': {unsupported(cfg)}")
     if cfg.sample_every < 0:
         raise ConfigError(f"config key 'sample_every' must be >= 0 (0 = every epoch), got {cfg.sample_every!r}")
     if (cfg.steps is None) == (cfg.epochs is None):
@@ -364,7 +373,8 @@ def load(path: str | Path) -> Config:
     return from_dict(read_toml(path))
 
 
-ADDED_LATER = ("sgd_form", "d_loss_scale", "conditional")  # run keys newer than saved runs; their defaults change nothing
+# run keys newer than saved runs; their defaults change nothing
+ADDED_LATER = ("sgd_form", "d_loss_scale", "conditional", "seeds")
 
 
 def load_complete(path: str | Path) -> Config:

@@ -13,18 +13,19 @@ from gankit.registry import Entry
 from gankit.sampling import load_run
 
 
-def _modes(run_dir, n_samples, seed, device, **_):
-    gan = load_run(run_dir, device)
+def _modes(run_dir, n_samples, seed, device, member=None, **_):
+    gan = load_run(run_dir, device, member=member)
     if gan.spec.kind != "toy":
         raise UsageError(f"metric 'modes' needs a toy dataset with known modes, not '{gan.spec.name}'")
     torch.manual_seed(seed)
     return mode_metrics(gan.sample(n_samples or 2500).cpu(), gan.spec.modes, gan.spec.mode_std)
 
 
-def _classes(run_dir, n_samples, seed, device, classifier=None, **_):
+def _classes(run_dir, n_samples, seed, device, classifier=None, member=None, **_):
     from gankit.metrics.classifier import class_coverage, predict
 
-    gan, model, meta, x = _classified_samples(run_dir, "classes", n_samples or 10_000, seed, device, classifier)
+    gan, model, meta, x = _classified_samples(run_dir, "classes", n_samples or 10_000, seed, device, classifier,
+                                              member)
     result = class_coverage(predict(model, x), meta["test_histogram"])
     result.update({"protocol": f"classes{(n_samples or 10_000) // 1000}k_{gan.cfg.dataset}",
                    "classifier_test_accuracy": meta["test_accuracy"], "classifier_sha256": meta["sha256"],
@@ -63,11 +64,11 @@ def _conditional(run_dir, n_samples, seed, device, **_):
             "classifier_test_accuracy": meta["test_accuracy"], "classifier_sha256": meta["sha256"]}
 
 
-def _parzen(run_dir, n_samples, seed, device, sigmas=None, valid_size=1000, **_):
+def _parzen(run_dir, n_samples, seed, device, sigmas=None, valid_size=1000, member=None, **_):
     from gankit.metrics.parzen import evaluate_run
 
     return evaluate_run(run_dir, n_samples=n_samples or 10_000, seed=seed, device=device, sigmas=sigmas,
-                        valid_size=valid_size)
+                        valid_size=valid_size, member=member)
 
 
 def _features_metric(name: str):
@@ -91,13 +92,22 @@ METRICS: dict[str, Entry] = {
 
 
 def run_metric(run_dir: str | Path, metric: str, n_samples: int | None = None, seed: int = 0,
-               device: str = "auto", **options) -> dict:
-    """Compute `metric` for the run and merge it into RUN_DIR/eval.json."""
+               device: str = "auto", member: int | None = None, **options) -> dict:
+    """Compute `metric` for the run and merge it into RUN_DIR/eval.json. For a seed ensemble: for `member`, or for
+    every member with the ensemble's mean, std, min and max of each number (`members`, `ensemble`)."""
     if metric not in METRICS:
         raise UsageError(f"unknown metric '{metric}' (choose from {', '.join(METRICS)})")
-    result = METRICS[metric].build(run_dir, n_samples, seed, device, **options)
+    n = rundir.read_config(run_dir).seeds if rundir.holds_run(Path(run_dir)) else 1
+    if n > 1 and member is None:
+        from gankit.ensemble import spread
+
+        rows = [METRICS[metric].build(run_dir, n_samples, seed, device, member=e, **options) for e in range(n)]
+        numbers = [k for k, v in rows[0].items() if isinstance(v, (int, float)) and not isinstance(v, bool)]
+        result = {"members": rows, "ensemble": {k: spread([float(r[k]) for r in rows]) for k in numbers}}
+    else:
+        result = METRICS[metric].build(run_dir, n_samples, seed, device, member=member, **options)
     record = rundir.read_json(run_dir, "eval.json")
-    record[metric] = result
+    record[metric if member is None else f"{metric}:member{member}"] = result
     rundir.write_json(run_dir, "eval.json", record)
     return result
 
@@ -105,13 +115,14 @@ def run_metric(run_dir: str | Path, metric: str, n_samples: int | None = None, s
 SHORT = {"mnist": "mnist", "fashion-mnist": "fmnist", "kmnist": "kmnist"}
 
 
-def _classified_samples(run_dir, metric: str, n: int, seed: int, device: str, classifier: str | None = None):
+def _classified_samples(run_dir, metric: str, n: int, seed: int, device: str, classifier: str | None = None,
+                        member: int | None = None):
     """(GAN, domain classifier, its metadata, n samples as [n, 784] 8-bit images in [0, 1]) for a metric that
     needs the classifier of an MNIST-family run."""
     from gankit.metrics.classifier import get_classifier
     from gankit.metrics.features import quantise
 
-    gan = load_run(run_dir, device)
+    gan = load_run(run_dir, device, member=member)
     if gan.cfg.dataset not in SHORT:
         raise UsageError(f"metric '{metric}' needs an MNIST-family image dataset, not '{gan.spec.name}'")
     model, meta = get_classifier(gan.cfg.dataset, gan.cfg.data_dir, protocol=classifier)
@@ -149,13 +160,13 @@ def versions() -> dict:
 
 
 def _feature_metric(run_dir, metric: str, n: int, seed: int, device: str, features: str = "auto",
-                    classifier: str | None = None, bootstrap: int = 200, **_) -> dict:
+                    classifier: str | None = None, bootstrap: int = 200, member: int | None = None, **_) -> dict:
     """FD / FID / KID / precision-recall / density-coverage between n generated images and as many
     reference images, both quantised to 8 bits, on the chosen features; the result records N, the
     reference, the extractor (protocol and SHA-256), the quantisation and the versions."""
     from gankit.metrics.features import QUANTISATION, get_extractor, quantise
 
-    gan = load_run(run_dir, device)
+    gan = load_run(run_dir, device, member=member)
     if gan.spec.kind != "image":
         raise UsageError(f"metric '{metric}' needs an image dataset, not '{gan.spec.name}'")
     if metric == "fid":
@@ -208,6 +219,11 @@ def _compare(metric: str, fake, real, seed: int, bootstrap: int) -> dict:
 
 
 def format_result(metric: str, r: dict) -> str:
+    if "ensemble" in r:  # a seed ensemble: each member, then mean ± std (min, max) of each number
+        lines = [f"member {e}: {format_result(metric, row)}" for e, row in enumerate(r["members"])]
+        lines += [f"ensemble {k}: {v['mean']:.4g} ± {v['std']:.4g} (min {v['min']:.4g}, max {v['max']:.4g})"
+                  for k, v in r["ensemble"].items()]
+        return "\n".join(lines)
     if metric in ("fd", "fid"):
         text = f"{r['protocol']}: {r['value']:.4g}"
         if "bootstrap" in r:

@@ -148,10 +148,15 @@ def read(path: str | Path, device: torch.device | str = "cpu") -> dict:
     return state
 
 
-def from_checkpoint(path: str | Path, device: str = "auto", data: Data | None = None) -> GAN:
-    """Rebuild a GAN from a checkpoint alone: config, architecture and weights (G's average when saved)."""
+def from_checkpoint(path: str | Path, device: str = "auto", data: Data | None = None, member: int | None = None) -> GAN:
+    """Rebuild a GAN from a checkpoint alone: config, architecture and weights (G's average when saved). A seed
+    ensemble's checkpoint gives its `member` (required there) as a plain GAN."""
     dev = resolve_device(device)
     state = read(path, dev)
+    if member is not None or (isinstance(state.get("arch"), dict) and "members" in state["arch"]):
+        from gankit.ensemble import member_state
+
+        state = member_state(state, member, path)
     try:
         cfg = from_dict(state["config"])
         G, D = construct(state["arch"])

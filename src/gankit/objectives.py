@@ -84,20 +84,22 @@ class Game:
         return self.penalties(D, self._in(x_real), self._in(x_fake), c, index)
 
 
-def gradient_penalty(D, x_real, x_fake, c=None) -> torch.Tensor:
+def gradient_penalty(D, x_real, x_fake, c=None, lead: int = 1) -> torch.Tensor:
     """WGAN-GP (Gulrajani et al. 2017): E[(||grad D(x_hat)|| - 1)^2], x_hat = eps x + (1 - eps) G(z), eps ~ U[0, 1]
-    drawn per sample, so the critic is pushed to unit gradient norm between the two distributions."""
-    eps = torch.rand(len(x_real), 1, device=x_real.device, dtype=x_real.dtype)
+    drawn per sample, so the critic is pushed to unit gradient norm between the two distributions. `lead`: the
+    leading dimensions that index samples (2 for a seed ensemble's [m, E, d]); the rest is one sample."""
+    eps = torch.rand(*x_real.shape[:lead], *([1] * (x_real.dim() - lead)), device=x_real.device, dtype=x_real.dtype)
     x_hat = (eps * x_real.detach() + (1 - eps) * x_fake.detach()).requires_grad_(True)
     (g,) = torch.autograd.grad(D(x_hat, c).sum(), x_hat, create_graph=True)
-    return ((g.float().flatten(1).norm(dim=1) - 1) ** 2).mean()
+    return ((g.float().flatten(lead).norm(dim=-1) - 1) ** 2).mean()
 
 
-def gradient_square(D, x, c=None) -> torch.Tensor:
-    """E ||grad_x D(x)||^2, the R1 (x real) or R2 (x generated) penalty of Mescheder et al. (2018) without gamma/2."""
+def gradient_square(D, x, c=None, lead: int = 1) -> torch.Tensor:
+    """E ||grad_x D(x)||^2, the R1 (x real) or R2 (x generated) penalty of Mescheder et al. (2018) without gamma/2
+    (`lead` as for `gradient_penalty`)."""
     x = x.detach().requires_grad_(True)
     (g,) = torch.autograd.grad(D(x, c).sum(), x, create_graph=True)
-    return g.float().flatten(1).pow(2).sum(1).mean()
+    return g.float().flatten(lead).pow(2).sum(-1).mean()
 
 
 @dataclass
@@ -109,6 +111,7 @@ class Penalties:
     r1: float = 0.0
     r2: float = 0.0
     every: int = 1
+    lead: int = 1  # leading dimensions of D's inputs that index samples (2 in a seed ensemble)
 
     def __post_init__(self):
         self.names = tuple(n for n in ("gp", "r1", "r2") if getattr(self, n) > 0)
@@ -123,12 +126,12 @@ class Penalties:
             total = weight * value if total is None else total + weight * value
 
         if self.gp:
-            add("gp", gradient_penalty(D, x_real, x_fake, c), self.gp)
+            add("gp", gradient_penalty(D, x_real, x_fake, c, self.lead), self.gp)
         if index % self.every == 0:
             if self.r1:
-                add("r1", gradient_square(D, x_real, c), self.r1 / 2 * self.every)
+                add("r1", gradient_square(D, x_real, c, self.lead), self.r1 / 2 * self.every)
             if self.r2:
-                add("r2", gradient_square(D, x_fake, c), self.r2 / 2 * self.every)
+                add("r2", gradient_square(D, x_fake, c, self.lead), self.r2 / 2 * self.every)
         zero = torch.zeros((), device=x_real.device)
         return total, {n: self.last.get(n, zero) for n in self.names}
 
@@ -239,7 +242,7 @@ class Relativistic(Game):
     @staticmethod
     def _pair(up, down):
         up, down = up.float(), down.float()
-        return F.softplus(-(up - down.mean())).mean() + F.softplus(down - up.mean()).mean()
+        return F.softplus(-(up - down.mean(0))).mean() + F.softplus(down - up.mean(0)).mean()  # means per member
 
     def d_loss_from_logits(self, real, fake):
         loss = self._pair(real, fake)

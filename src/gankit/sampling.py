@@ -16,15 +16,16 @@ from gankit.images import save_grid
 from gankit.noise import sample_noise
 
 
-def load_run(run_dir: str | Path, device: str = "auto", checkpoint: str = "last") -> GAN:
+def load_run(run_dir: str | Path, device: str = "auto", checkpoint: str = "last", member: int | None = None) -> GAN:
     """Rebuild G and D (and G's average) of a run from one checkpoint alone (`checkpoint`: 'last', or 'best' by the
-    validation monitor); the training data is loaded only if something asks for `gan.data`."""
+    validation monitor); the training data is loaded only if something asks for `gan.data`. `member`: which GAN of a
+    seed ensemble (`--seeds`), as a plain GAN."""
     path = Path(run_dir) / "checkpoints" / f"{checkpoint}.pt"
     if not (Path(run_dir) / "checkpoints" / "last.pt").is_file():
         raise RunDirError(f"{run_dir} is not a gankit run directory (no checkpoints/last.pt)")
     if not path.is_file():
         raise RunDirError(f"{run_dir} has no {checkpoint} checkpoint ({path}); 'best' needs a run trained with --monitor")
-    return from_checkpoint(path, device)
+    return from_checkpoint(path, device, member=member)
 
 
 def _z(gan: GAN, n: int, seed: int) -> torch.Tensor:

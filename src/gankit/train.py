@@ -23,7 +23,7 @@ from pathlib import Path
 import torch
 from tqdm.auto import tqdm
 
-from gankit import augment, objectives, rundir, threads
+from gankit import augment, ensemble, objectives, rundir, threads
 from gankit.config import Config, ConfigError, diff, from_dict, run_keys
 from gankit.data import Batches, Data
 from gankit.device import rank_world, resolve_device
@@ -153,12 +153,18 @@ def _start(cfg: Config, run_dir: Path, resume: bool, force: bool, progress: bool
         elif rank == 0 and rundir.holds_run(run_dir):
             raise rundir.RunDirError(f"{run_dir} already holds a run; continue it with --resume {run_dir} or choose "
                                      f"another --out")
-        gan = build(cfg, data, device)  # data problems surface here, before anything is written
+        stacked = cfg.seeds > 1  # a seed ensemble (gankit.ensemble): stacked networks, the same loop
+        if stacked and world > 1:
+            raise ConfigError("config key 'seeds': seed ensembles run in one process, not under torchrun")
+        # data problems surface here, before anything is written
+        gan = (ensemble.build if stacked else build)(cfg, data, device)
         data = gan.data
         monitor = build_monitor(cfg.monitor, gan) if cfg.monitor and rank == 0 else None
         reals_per_step = cfg.k if cfg.update == "alternating" else 1
         labels = data.labels.to(device) if cfg.conditional else None  # conditional: c flows with x through the steps
-        batches = Batches(data.x.to(device), cfg.batch_size, cfg.seed, rank, world, labels, reals_per_step)
+        batches = Batches(data.x.to(device), cfg.batch_size, cfg.seed, rank, world, labels, reals_per_step) \
+            if not stacked else ensemble.Batches(data.x.to(device), cfg.batch_size, cfg.seed,
+                                                 reals_per_step=reals_per_step, members=cfg.seeds)
         total = cfg.steps if cfg.steps is not None else batches.steps_for(cfg.epochs)
         m = cfg.batch_size
 
@@ -168,7 +174,9 @@ def _start(cfg: Config, run_dir: Path, resume: bool, force: bool, progress: bool
             return z if world == 1 else z[rank * m:(rank + 1) * m]
 
         G, D = player(gan.G, cfg, cfg.lr, world > 1), player(gan.D, cfg, cfg.lr_d or cfg.lr, world > 1)
-        s = TrainState(G, D, noise, device, gan.G_ema, cfg.ema)
+        if stacked:
+            noise = ensemble.Noise(cfg, m, device)
+        s = (ensemble.State if stacked else TrainState)(G, D, noise, device, gan.G_ema, cfg.ema)
         if resume:
             try:
                 s.load_state_dict(saved)
@@ -202,19 +210,22 @@ def _start(cfg: Config, run_dir: Path, resume: bool, force: bool, progress: bool
     policies = augment.parse(cfg.augment)
     objective = objectives.build(cfg, joint=not has_batchnorm(gan.D),
                                  augment=augment.Augment(policies, gan.spec.shape) if policies else None)
+    if stacked:  # each member's gradients as in a plain run
+        objective = ensemble.Game(objective, cfg.seeds)
     validation = Validation(run_dir, monitor, cfg.monitor_every, batches.epoch_ends_at, header(gan)) \
         if cfg.monitor else None
     log = Log(run_dir, objective.logged, cfg.log_every, batches.epoch_at, device, world, write=rank == 0,
               extras=_divergences(gan, cfg, device) if rank == 0 and gan.spec.kind == "toy" and gan.spec.dim == 2
-              else None, validation=validation)
+              and not stacked else None, validation=validation)
     hooks = [log, ProgressBar(log, total, s.step, progress and rank == 0)]
     if rank == 0:
         n_fixed = 2500 if data.kind == "toy" else N_FIXED
         if gan.n_classes and data.kind == "image":  # a conditional run's pictures: 10 samples of each class per row
             n_fixed = 10 * gan.n_classes
         z_fixed = fixed_noise(cfg, n_fixed, device)
-        pictures = Pictures(run_dir, gan, z_fixed, cfg.sample_every, batches.epoch_ends_at, CollapseMonitor(gan.spec))
-        hooks += [pictures, ckpt, Summary(run_dir, gan)]
+        pictures = Pictures(run_dir, gan, z_fixed, cfg.sample_every, batches.epoch_ends_at, CollapseMonitor(gan.spec)) \
+            if not stacked else ensemble.Pictures(run_dir, gan, z_fixed, cfg.sample_every, batches.epoch_ends_at)
+        hooks += [pictures, ckpt, Summary(run_dir, gan) if not stacked else ensemble.Summary(run_dir, gan)]
         if cfg.tensorboard:  # after Pictures and Summary: it shows what they made
             from gankit.tensorboard import TensorBoard
 

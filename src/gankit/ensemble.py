@@ -1,0 +1,401 @@
+"""Seed ensembles: N independent GANs trained in one process as stacked networks (`gankit train --seeds N`).
+
+Member e is the plain run with seed `seed + e`: initialised exactly as that run initialises its nets, with
+that run's noise stream (its own generator, seeded as that run seeds its global one), its data order and
+its own optimiser state and weight average. Nothing of the training loop changes: the stacked networks
+take and return tensors with a member dimension after the sample dimension,
+
+    G: z [m, E, z_dim] -> x [m, E, d],    D: x [m, E, d] -> logits [m, E],
+
+so `len(x)` is still m, real and generated batches still concatenate along dim 0 for one D forward, and
+every loss is still a mean over the batch. That mean runs over E * m logits, which scales each member's
+gradient by 1/E; `Game` multiplies both players' losses (and D's penalties) by E, so every member's
+gradient is a plain run's. Adam and SGD update each element on its own, so one optimiser over stacked
+parameters is E independent optimisers; the weight average is elementwise too.
+
+A stacked network is the plain network with every `nn.Linear` replaced by an `EnsembleLinear` (weight
+[E, out, in], one batched matrix product per layer): the parameter names stay the plain ones with a
+leading member dimension, so member e's plain network is `{name: p[e]}` and every tool that takes a
+plain GAN works on a member (`member`, `gankit sample RUN --member i`). Why not `torch.func.stack_module_state`
+and `vmap`: on the 2-core CPU both cost the same within noise (a D forward and backward, 10 members of 3 x 256,
+512 samples: 165-215 ms either way; the matrix products dominate), and batched products keep ordinary modules,
+leaf parameters, optimisers, state dicts and bf16 working copies working unchanged. BatchNorm1d becomes an
+`EnsembleBatchNorm1d` (each member normalised over its own batch).
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from gankit.data import Batches as PlainBatches
+from gankit.errors import CheckpointError, ConfigError, UsageError, on_disk
+from gankit.hooks import Hook, check_finite
+from gankit.noise import sample_noise
+from gankit.state import TrainState
+
+SUPPORTED_MODELS = ("mlp", "bn-mlp")
+MAX_MEMBERS = 1000
+
+
+def unsupported(cfg) -> str | None:
+    """Why `cfg.seeds > 1` cannot run with the rest of `cfg` (one line), or None when it can."""
+    if cfg.seeds <= 1:
+        return None
+    if cfg.model not in SUPPORTED_MODELS:
+        return f"--seeds > 1 supports model {', '.join(SUPPORTED_MODELS)} so far, not '{cfg.model}'"
+    if cfg.model == "bn-mlp" and cfg.precision != "fp32":
+        return "--seeds > 1 runs bn-mlp in fp32 only so far"
+    for key, off, what in (("conditional", False, "--conditional"), ("pack", 1, "packing (--pack)"), ("minibatch_std", False, "--minibatch-std"),
+                           ("spectral_norm", False, "--spectral-norm"), ("monitor", "", "the validation --monitor"),
+                           ("tensorboard", False, "--tensorboard")):
+        if getattr(cfg, key) != off:
+            return f"--seeds > 1 does not support {what} yet"
+    return None
+
+
+class EnsembleLinear(nn.Module):
+    """E independent linear layers y_e = x_e W_e^T + b_e: weight [E, out, in], bias [E, out]; x [E, n, in] ->
+    [E, n, out] by one batched matrix product."""
+
+    def __init__(self, weight: torch.Tensor, bias: torch.Tensor | None):
+        super().__init__()
+        self.weight = nn.Parameter(weight)
+        self.bias = None if bias is None else nn.Parameter(bias)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.bias is None:
+            return torch.bmm(x, self.weight.transpose(1, 2))
+        return torch.baddbmm(self.bias.unsqueeze(1), x, self.weight.transpose(1, 2))
+
+    def extra_repr(self) -> str:
+        E, out, d_in = self.weight.shape
+        return f"members={E}, in_features={d_in}, out_features={out}, bias={self.bias is not None}"
+
+
+class EnsembleBatchNorm1d(nn.Module):
+    """E independent BatchNorm1d layers over [E, n, C]: each member normalised over its own n samples, with its own
+    affine parameters and running statistics ([E, C], updated in place through flat views)."""
+
+    def __init__(self, layers: list[nn.BatchNorm1d]):
+        super().__init__()
+        first = layers[0]
+        self.momentum, self.eps = first.momentum, first.eps
+        self.weight = nn.Parameter(torch.stack([bn.weight.detach() for bn in layers]).clone())
+        self.bias = nn.Parameter(torch.stack([bn.bias.detach() for bn in layers]).clone())
+        for name in ("running_mean", "running_var", "num_batches_tracked"):
+            self.register_buffer(name, torch.stack([getattr(bn, name) for bn in layers]).clone())
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        E, n, C = x.shape
+        if self.training:
+            self.num_batches_tracked.add_(1)
+        y = nn.functional.batch_norm(x.transpose(0, 1).reshape(n, E * C), self.running_mean.view(-1),
+                                     self.running_var.view(-1), self.weight.view(-1), self.bias.view(-1),
+                                     self.training, self.momentum, self.eps)
+        return y.view(n, E, C).transpose(0, 1)
+
+
+_STACKED: dict[type, type] = {}
+
+
+def _stacked_class(cls: type) -> type:
+    """`cls` whose forward takes sample-major tensors [n, E, ...] and runs `cls.forward` member-major [E, n, ...]."""
+    if cls not in _STACKED:
+        def forward(self, x, c=None):
+            if c is not None:
+                raise ConfigError("seed ensembles do not take class labels")
+            return cls.forward(self, x.transpose(0, 1)).transpose(0, 1)
+
+        _STACKED[cls] = type(f"Stacked{cls.__name__}", (cls,), {"forward": forward, "__module__": __name__,
+                                                                 "__doc__": f"E stacked {cls.__name__}s."})
+    return _STACKED[cls]
+
+
+_ELEMENTWISE = (nn.ReLU, nn.LeakyReLU, nn.Identity, nn.Sigmoid, nn.Tanh, nn.Sequential)
+
+
+def stack(nets: list[nn.Module]) -> nn.Module:
+    """One network running `nets` (same architecture) side by side: every nn.Linear becomes an EnsembleLinear of
+    the members' weights; parameter names are the plain ones, with a leading member dimension."""
+    stacked = copy.deepcopy(nets[0])
+    per_member = [dict(net.named_modules()) for net in nets]
+    for name, module in list(stacked.named_modules()):
+        if isinstance(module, nn.Linear):
+            layers = [m[name] for m in per_member]
+            weight = torch.stack([layer.weight.detach() for layer in layers]).clone()
+            bias = None if module.bias is None else torch.stack([layer.bias.detach() for layer in layers]).clone()
+            parent, _, child = name.rpartition(".")
+            setattr(stacked.get_submodule(parent) if parent else stacked, child, EnsembleLinear(weight, bias))
+        elif type(module) is nn.BatchNorm1d and module.affine and module.track_running_stats:
+            parent, _, child = name.rpartition(".")
+            setattr(stacked.get_submodule(parent) if parent else stacked, child,
+                    EnsembleBatchNorm1d([m[name] for m in per_member]))
+        elif not isinstance(module, _ELEMENTWISE) and name:
+            raise ConfigError(f"seed ensembles cannot stack layer {name} ({type(module).__name__}) yet")
+    stacked.__class__ = _stacked_class(type(stacked))
+    return stacked
+
+
+def unstack(state: dict, e: int) -> dict:
+    """Member e's plain state dict from a stacked one."""
+    return {k: v[e].clone() for k, v in state.items()}
+
+
+def members_of(arch: dict) -> int:
+    return int(arch.get("members", 1))
+
+
+def build(cfg, data=None, device=None):
+    """The ensemble's GAN: member e initialised as `gankit.gan.build` initialises the run with seed cfg.seed + e
+    (same RNG seeding, same construction order), then stacked."""
+    from gankit.data import load_dataset
+    from gankit.device import resolve_device
+    from gankit.gan import GAN
+    from gankit.models import architecture, construct
+
+    reason = unsupported(cfg)
+    if reason:
+        raise ConfigError(reason)
+    device = device or resolve_device(cfg.device)
+    if data is None:
+        data = load_dataset(cfg.dataset, cfg.split, cfg.data_dir, cfg.subset, cfg.pixel_range,
+                            image_size=cfg.image_size)
+    Gs, Ds, arch = [], [], None
+    for e in range(cfg.seeds):
+        torch.manual_seed(cfg.seed + e)
+        arch = architecture(cfg, data)
+        G, D = construct(arch)
+        Gs.append(G)
+        Ds.append(D)
+    G, D = stack(Gs), stack(Ds)
+    G_ema = copy.deepcopy(G).requires_grad_(False).to(device) if cfg.ema > 0 else None
+    return GAN(G.to(device), D.to(device), cfg, data.spec(), device, G_ema, {**arch, "members": cfg.seeds}, data)
+
+
+def member_state(state: dict, e: int | None, path) -> dict:
+    """A checkpoint dict of an ensemble run turned into member e's plain one (config seed + e, plain arch and
+    weights), which `gankit.gan.from_checkpoint` loads like any run's."""
+    n = members_of(state.get("arch", {})) if isinstance(state.get("arch"), dict) else 1
+    if n == 1:
+        if e not in (None, 0):
+            raise UsageError(f"--member {e}: {path} holds one GAN, not an ensemble")
+        return state
+    if e is None:
+        raise UsageError(f"{path} holds an ensemble of {n} GANs (seeds {state['config']['seed']}.."
+                         f"{state['config']['seed'] + n - 1}); choose one with --member 0..{n - 1}")
+    if not 0 <= e < n:
+        raise UsageError(f"--member must be in [0, {n - 1}] for this ensemble of {n}, got {e}")
+    try:
+        out = {**state, "config": {**state["config"], "seed": state["config"]["seed"] + e, "seeds": 1},
+               "arch": {k: v for k, v in state["arch"].items() if k != "members"}}
+        for key in ("G", "D", "G_ema"):
+            if key in state:
+                out[key] = unstack(state[key], e)
+    except (KeyError, TypeError, IndexError, AttributeError) as err:
+        raise CheckpointError(f"checkpoint {path} does not hold a complete ensemble: {type(err).__name__}: {err}") \
+            from None
+    return out
+
+
+def member(gan, e: int):
+    """Member e of an ensemble GAN as a plain GAN (its own copy of the current weights): every tool works on it."""
+    from gankit.gan import GAN
+    from gankit.models import construct
+
+    arch = {k: v for k, v in gan.arch.items() if k != "members"}
+    G, D = construct(arch)
+    G.load_state_dict(unstack(gan.G.state_dict(), e))
+    D.load_state_dict(unstack(gan.D.state_dict(), e))
+    G_ema = None
+    if gan.G_ema is not None:
+        G_ema = copy.deepcopy(G).requires_grad_(False)
+        G_ema.load_state_dict(unstack(gan.G_ema.state_dict(), e))
+        G_ema = G_ema.to(gan.device)
+    cfg = dataclasses.replace(gan.cfg, seed=gan.cfg.seed + e, seeds=1)
+    return GAN(G.to(gan.device), D.to(gan.device), cfg, gan.spec, gan.device, G_ema, arch, gan._data, gan.step)
+
+
+class Batches:
+    """Each member's minibatches in its own data order (a plain run's `Batches` with seed + e), stacked as
+    [m, E, ...]; counting (epochs, steps) is the plain runs' own."""
+
+    def __init__(self, x: torch.Tensor, m: int, seed: int, rank: int = 0, world: int = 1, labels=None,
+                 reals_per_step: int = 1, members: int = 1):
+        self.members = [PlainBatches(x, m, seed + e, rank, world, labels, reals_per_step) for e in range(members)]
+        first = self.members[0]
+        self.per_epoch, self.reals_per_step = first.per_epoch, first.reals_per_step
+        self.epoch_at, self.steps_for, self.epoch_ends_at, self.first_of = (first.epoch_at, first.steps_for,
+                                                                            first.epoch_ends_at, first.first_of)
+
+    def __call__(self, b: int):
+        xs, ys = zip(*(batches(b) for batches in self.members))
+        return torch.stack(xs, 1), None if ys[0] is None else torch.stack(ys, 1)
+
+
+class Noise:
+    """Each member's m noise vectors from its own generator, seeded as the plain run with seed + e seeds its global
+    one for training (seed + e + 1), stacked as [m, E, z_dim]."""
+
+    def __init__(self, cfg, m: int, device):
+        self.cfg, self.m, self.device = cfg, m, torch.device(device)
+        self.generators = [torch.Generator(self.device).manual_seed(cfg.seed + e + 1) for e in range(cfg.seeds)]
+
+    def __call__(self) -> torch.Tensor:
+        return torch.stack([sample_noise(self.m, self.cfg.z_dim, self.cfg.noise, self.device, g)
+                            for g in self.generators], 1)
+
+    def state_dict(self) -> list:
+        return [g.get_state() for g in self.generators]
+
+    def load_state_dict(self, states: list) -> None:
+        if not isinstance(states, list) or len(states) != len(self.generators):
+            raise ValueError(f"noise generator states for {len(states)} members, the ensemble has "
+                             f"{len(self.generators)}")
+        for g, s in zip(self.generators, states):
+            g.set_state(s)
+
+
+@dataclasses.dataclass
+class State(TrainState):
+    """The train state of an ensemble: a plain one whose checkpoint also holds the members' noise generators."""
+
+    def state_dict(self) -> dict:
+        return {**super().state_dict(), "noise_rng": self.noise.state_dict()}
+
+    def load_state_dict(self, state: dict) -> None:
+        super().load_state_dict(state)
+        self.noise.load_state_dict(state["noise_rng"])
+
+
+class Game:
+    """An objective for stacked networks: the plain game's losses and stats (means over all E * m logits), the
+    losses and D's penalties multiplied by E so that each member's gradient is the plain run's. Gradient penalties
+    stay per member: the penalty's samples are indexed by (sample, member)."""
+
+    def __init__(self, game, members: int):
+        self.game, self.E = game, float(members)
+        if game.penalties is not None:
+            game.penalties.lead = 2
+
+    def __getattr__(self, name):
+        return getattr(self.game, name)
+
+    def d_loss(self, *args, **kwargs):
+        loss, stats = self.game.d_loss(*args, **kwargs)
+        return self.E * loss, stats
+
+    def g_loss(self, *args, **kwargs):
+        loss, stats = self.game.g_loss(*args, **kwargs)
+        return self.E * loss, stats
+
+    def joint_losses(self, *args, **kwargs):
+        d, g, stats = self.game.joint_losses(*args, **kwargs)
+        return self.E * d, self.E * g, stats
+
+    def d_penalty(self, *args, **kwargs):
+        penalty, stats = self.game.d_penalty(*args, **kwargs)
+        return (None if penalty is None else self.E * penalty), stats
+
+
+SHOWN = 4  # members side by side in the pictures
+
+
+class Pictures(Hook):
+    """The first few members' samples of fixed noise over their D, side by side in one picture (every `every` steps,
+    or at each epoch's end when 0, and at the end)."""
+
+    def __init__(self, run_dir: Path, gan, z_fixed: torch.Tensor, every: int, epoch_ends_at):
+        self.run_dir, self.gan, self.z, self.every, self.epoch_ends_at = run_dir, gan, z_fixed, every, epoch_ends_at
+        self.drawn = None
+
+    def after_step(self, s, stats, last):
+        due = s.step % self.every == 0 if self.every else self.epoch_ends_at(s.step)
+        if due or last:
+            check_finite(s.step, modules={"G": s.G.master, "D": s.D.master})
+            self.draw(s.step)
+
+    def draw(self, step: int) -> None:
+        import tempfile
+
+        from PIL import Image
+
+        from gankit.plots import plot_samples
+
+        shown = min(SHOWN, self.gan.cfg.seeds)
+        path = self.run_dir / "samples" / f"step-{step:08d}.png"
+        with tempfile.TemporaryDirectory() as tmp, on_disk("write", path):
+            tiles = []
+            for e in range(shown):
+                gan = member(self.gan, e)
+                tile = Path(tmp) / f"{e}.png"
+                plot_samples(gan.sample(len(self.z), self.z).cpu(), gan.spec,
+                             lambda t, g=gan: g.discriminate(t).cpu().numpy(), tile,
+                             f"{gan.cfg.dataset}, seed {gan.cfg.seed}, step {step}")
+                tiles.append(Image.open(tile).convert("RGB"))
+            picture = Image.new("RGB", (sum(t.width for t in tiles), max(t.height for t in tiles)), "white")
+            x = 0
+            for t in tiles:
+                picture.paste(t, (x, 0))
+                x += t.width
+            picture.save(path)
+        self.drawn = (step, path)
+
+    def close(self, s, summary):
+        summary["warnings"] = []
+
+
+def spread(values: list[float]) -> dict:
+    """mean, std (population), min, max of a metric over the members."""
+    mean = sum(values) / len(values)
+    return {"mean": mean, "std": (sum((v - mean) ** 2 for v in values) / len(values)) ** 0.5,
+            "min": min(values), "max": max(values)}
+
+
+class Summary(Hook):
+    """At the end: every member's mode coverage (toy data, finished runs) and the ensemble's mean, std, min and
+    max of each, the loss curves and summary.json (`members`, `ensemble`)."""
+
+    def __init__(self, run_dir: Path, gan):
+        self.run_dir, self.gan = run_dir, gan
+
+    def close(self, s, summary):
+        from gankit import rundir
+        from gankit.metrics.modes import mode_metrics
+        from gankit.plots import plot_losses
+
+        spec, cfg = self.gan.spec, self.gan.cfg
+        rows = []
+        for e in range(cfg.seeds):
+            row = {"member": e, "seed": cfg.seed + e}
+            if spec.kind == "toy" and not summary["interrupted"]:
+                g = torch.Generator().manual_seed(cfg.seed + e + 2)  # each member's own evaluation noise
+                z = sample_noise(2500, cfg.z_dim, cfg.noise, "cpu", g).to(self.gan.device)
+                row["modes"] = mode_metrics(member(self.gan, e).sample(len(z), z).cpu(), spec.modes, spec.mode_std)
+            rows.append(row)
+        summary["members"] = rows
+        if "modes" in rows[0]:
+            summary["ensemble"] = {"modes": {k: spread([float(r["modes"][k]) for r in rows])
+                                             for k in ("modes_covered", "high_quality_fraction", "kl_to_uniform")}}
+        with on_disk("write", self.run_dir / "losses.png"):
+            plot_losses(rundir.read_metrics(self.run_dir), self.run_dir / "losses.png")
+        rundir.write_json(self.run_dir, "summary.json", summary)
+
+
+def summary_line(summary: dict) -> str:
+    """The ensemble's mode coverage in one line, for the CLI."""
+    ens = summary.get("ensemble", {}).get("modes")
+    if not ens:
+        return ""
+    n = summary["members"][0]["modes"]["n_modes"]
+    mc, hq = ens["modes_covered"], ens["high_quality_fraction"]
+    return (f"; {len(summary['members'])} seeds: modes covered {mc['mean']:.1f} ± {mc['std']:.1f}/{n} "
+            f"(min {mc['min']:.0f}, max {mc['max']:.0f}), high-quality {hq['mean']:.1%} ± {hq['std']:.1%}")
+
+
+__all__ = ["EnsembleLinear", "stack", "unstack", "build", "member", "member_state", "Batches", "Noise", "State", "Game",
+           "Pictures", "Summary", "spread", "unsupported"]

@@ -1,0 +1,233 @@
+"""Seed ensembles (`--seeds N`): member e of a stacked run is the plain run with seed + e, step for step."""
+
+import json
+
+import pytest
+import torch
+
+from gankit import config as C, ensemble, objectives
+from gankit.cli import main
+from gankit.gan import build
+from gankit.sampling import load_run
+from gankit.train import fit
+
+TINY = dict(hidden=16, layers=2, batch_size=32, log_every=5, sample_every=10**6, checkpoint_every=10**6)
+
+
+def tiny(**kw):
+    return C.from_dict({**TINY, **kw})
+
+
+def weights(gan) -> dict:
+    out = {f"G.{k}": v for k, v in gan.G.state_dict().items()}
+    out |= {f"D.{k}": v for k, v in gan.D.state_dict().items()}
+    if gan.G_ema is not None:
+        out |= {f"G_ema.{k}": v for k, v in gan.G_ema.state_dict().items()}
+    return out
+
+
+def test_members_are_initialised_exactly_as_plain_runs_with_seed_plus_e():
+    cfg = tiny(seed=5, seeds=3, dataset="grid25")
+    gan = ensemble.build(cfg)
+    for e in range(3):
+        plain = weights(build(tiny(seed=5 + e, dataset="grid25")))
+        mine = weights(ensemble.member(gan, e))
+        assert mine.keys() == plain.keys()
+        assert all(torch.equal(mine[k], plain[k]) for k in plain), e
+    assert not torch.equal(gan.G.state_dict()["0.weight"][0], gan.G.state_dict()["0.weight"][1])
+
+
+CASES = {
+    "adam": dict(),
+    "sgd-momentum-decay": dict(optimizer="sgd", lr=0.05, lr_d=0.1, momentum=0.5, final_momentum=0.9,
+                               momentum_saturate=0.2, lr_decay=1.01, ema=0.9),
+    "k2-minimax-uniform": dict(k=2, loss="minimax", noise="uniform", z_dim=3, dataset="grid25"),
+    "simultaneous": dict(update="simultaneous", optimizer="sgd", lr=0.05),
+    "hinge-r1-r2-lazy": dict(objective="hinge", r1=1.0, r2=0.5, reg_every=2),
+    # (SGD: D's output bias cancels from this game, so its gradient is rounding noise that Adam would blow up to lr)
+    "relativistic-sgd": dict(objective="relativistic", optimizer="sgd", lr=0.05),
+    "wgan-clip-sgd": dict(objective="wgan-clip", optimizer="sgd", lr=0.01, clip=0.05),
+    "least-squares-gaussian1d": dict(objective="least-squares", dataset="gaussian1d", z_dim=1),
+    "bf16": dict(precision="bf16"),  # passes on bf16 working copies of the stacked weights, fp32 masters
+}
+
+
+@pytest.mark.parametrize("name", list(CASES))
+def test_each_member_ends_where_the_plain_run_with_its_seed_ends(tmp_path, name):
+    """Same initial weights, noise and minibatches as the plain runs with seeds 3, 4, 5, hence (up to floating-point
+    rounding of batched products) the same parameters, optimiser state and weight average after 12 iterations; a
+    loss left averaged over the members (each gradient 1/E of a plain run's) fails the SGD cases."""
+    kw = dict(steps=12, seed=3, **CASES[name])
+    gan, summary = fit(tiny(seeds=3, **kw), tmp_path / "ens", progress=False)
+    for e in range(3):
+        plain, _ = fit(tiny(**{**kw, "seed": 3 + e}), tmp_path / f"plain{e}", progress=False)
+        mine, want = weights(ensemble.member(gan, e)), weights(plain)
+        for k in want:
+            torch.testing.assert_close(mine[k], want[k], rtol=1e-4, atol=1e-5, msg=lambda m: f"member {e} {k}: {m}")
+    assert [r["seed"] for r in summary["members"]] == [3, 4, 5]
+
+
+def test_bn_mlp_members_end_where_their_plain_runs_end(tmp_path):
+    """The tutorial MLP (BatchNorm in G: each member normalised over its own batch, its own running statistics). SGD:
+    the biases feeding a BatchNorm have no true gradient (it removes the mean), and Adam would scale their rounding
+    noise up to steps of size lr."""
+    from conftest import FASHION_DIR
+
+    if not FASHION_DIR.is_dir():
+        pytest.skip("Fashion-MNIST not installed (apt-get install dataset-fashion-mnist)")
+    kw = dict(dataset="fashion-mnist", data_dir=str(FASHION_DIR), subset=512, steps=6, log_every=3, seed=1,
+              optimizer="sgd", lr=0.05,
+              sample_every=10**6, checkpoint_every=10**6)
+    gan, _ = fit(C.settle({**kw, "seeds": 2}), tmp_path / "ens", progress=False)
+    assert gan.cfg.model == "bn-mlp"
+    for e in range(2):
+        plain, _ = fit(C.settle({**kw, "seed": 1 + e}), tmp_path / f"p{e}", progress=False)
+        mine, want = weights(ensemble.member(gan, e)), weights(plain)
+        assert mine.keys() == want.keys()
+        for k in want:
+            torch.testing.assert_close(mine[k].double(), want[k].double(), rtol=1e-4, atol=1e-5,
+                                       msg=lambda m: f"member {e} {k}: {m}")
+
+
+def test_one_optimiser_over_stacked_parameters_holds_each_members_plain_state(tmp_path):
+    """Adam's moments of member e are those of the plain run's optimiser (elementwise updates never mix members)."""
+    run = tmp_path / "ens"
+    fit(tiny(seeds=2, steps=6, seed=1), run, progress=False)
+    stacked = torch.load(run / "checkpoints" / "last.pt", weights_only=True)["opt_D"]["state"]
+    for e in range(2):
+        fit(tiny(steps=6, seed=1 + e), tmp_path / f"p{e}", progress=False)
+        plain = torch.load(tmp_path / f"p{e}" / "checkpoints" / "last.pt", weights_only=True)["opt_D"]["state"]
+        for i in plain:
+            torch.testing.assert_close(stacked[i]["exp_avg"][e], plain[i]["exp_avg"], rtol=1e-4, atol=1e-6)
+            torch.testing.assert_close(stacked[i]["exp_avg_sq"][e], plain[i]["exp_avg_sq"], rtol=1e-4, atol=1e-9)
+            assert float(stacked[i]["step"]) == float(plain[i]["step"]) == 6
+
+
+def _stacked_d(E=3, hidden=8):
+    torch.manual_seed(0)
+    plain = [build(tiny(seed=s, hidden=hidden, dataset="grid25")).D for s in range(E)]
+    return plain, ensemble.stack(plain)
+
+
+def test_gradient_penalties_are_per_member():
+    """R1/R2 and WGAN-GP of the stacked D (samples indexed by (sample, member)) are the mean of each member's own
+    penalty on its own samples, with the interpolation weights drawn per (sample, member)."""
+    plain, D = _stacked_d()
+    m, E = 16, 3
+    x, f = torch.randn(m, E, 2), torch.randn(m, E, 2)
+    r1 = objectives.gradient_square(D, x, lead=2)
+    per = [objectives.gradient_square(plain[e], x[:, e]) for e in range(E)]
+    torch.testing.assert_close(r1, torch.stack(per).mean())
+    torch.manual_seed(7)
+    gp = objectives.gradient_penalty(D, x, f, lead=2)
+    torch.manual_seed(7)
+    eps = torch.rand(m, E, 1)
+    want = []
+    for e in range(E):
+        x_hat = (eps[:, e] * x[:, e] + (1 - eps[:, e]) * f[:, e]).requires_grad_(True)
+        (g,) = torch.autograd.grad(plain[e](x_hat).sum(), x_hat)
+        want.append(((g.norm(dim=1) - 1) ** 2).mean())
+    torch.testing.assert_close(gp, torch.stack(want).mean())
+
+
+def test_plain_penalties_are_bitwise_what_they_were():
+    """lead = 1 (every plain run) draws and reduces exactly as before seed ensembles existed."""
+    plain, _ = _stacked_d(E=1)
+    D, x, f = plain[0], torch.randn(32, 2), torch.randn(32, 2)
+    torch.manual_seed(3)
+    got = objectives.gradient_penalty(D, x, f)
+    torch.manual_seed(3)
+    eps = torch.rand(len(x), 1)
+    x_hat = (eps * x + (1 - eps) * f).requires_grad_(True)
+    (g,) = torch.autograd.grad(D(x_hat).sum(), x_hat, create_graph=True)
+    assert torch.equal(got, ((g.float().flatten(1).norm(dim=1) - 1) ** 2).mean())
+    xr = x.detach().requires_grad_(True)
+    (g,) = torch.autograd.grad(D(xr).sum(), xr, create_graph=True)
+    assert torch.equal(objectives.gradient_square(D, x), g.float().flatten(1).pow(2).sum(1).mean())
+
+
+def test_wgan_gp_ensemble_trains_and_logs_its_penalty(tmp_path):
+    gan, summary = fit(tiny(seeds=2, steps=4, objective="wgan-gp"), tmp_path / "r", progress=False)
+    assert summary["gp"] > 0 and len(summary["members"]) == 2
+
+
+def test_resume_is_bit_exact(tmp_path):
+    cfg = dict(seeds=3, seed=2, checkpoint_every=3, dataset="grid25")
+    straight, _ = fit(tiny(steps=8, **cfg), tmp_path / "a", progress=False)
+    fit(tiny(steps=5, **cfg), tmp_path / "b", progress=False)
+    resumed, _ = fit(tiny(steps=8, **cfg), tmp_path / "b", resume=True, progress=False)
+    a, b = weights(straight), weights(resumed)
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    sa = torch.load(tmp_path / "a" / "checkpoints" / "last.pt", weights_only=True)
+    sb = torch.load(tmp_path / "b" / "checkpoints" / "last.pt", weights_only=True)
+    assert all(torch.equal(x, y) for x, y in zip(sa["noise_rng"], sb["noise_rng"]))
+    for key in ("opt_G", "opt_D"):
+        for i, st in sa[key]["state"].items():
+            assert all(torch.equal(v, sb[key]["state"][i][n]) for n, v in st.items())
+
+
+def test_the_run_directory_holds_every_member(tmp_path):
+    run = tmp_path / "r"
+    assert main(["train", "--seeds", "3", "--steps", "6", "--hidden", "16", "--layers", "2", "--batch-size", "32",
+                 "--sample-every", "3", "--out", str(run), "--no-progress"]) == 0
+    summary = json.loads((run / "summary.json").read_text())
+    assert [r["seed"] for r in summary["members"]] == [0, 1, 2]
+    covered = [r["modes"]["modes_covered"] for r in summary["members"]]
+    assert summary["ensemble"]["modes"]["modes_covered"] == pytest.approx(
+        {"mean": sum(covered) / 3, "std": torch.tensor(covered, dtype=torch.float64).std(unbiased=False).item(),
+         "min": min(covered), "max": max(covered)})
+    from PIL import Image
+
+    picture = Image.open(run / "samples" / "step-00000006.png")
+    assert picture.width >= 3 * picture.height  # three members side by side
+    gan = load_run(run, member=2)
+    assert gan.cfg.seed == 2 and gan.cfg.seeds == 1 and gan.sample(5).shape == (5, 2)
+    assert main(["sample", str(run), "--member", "1", "--n", "10", "--out", str(tmp_path / "s.npy")]) == 0
+    assert main(["sample", str(run), "--out", str(tmp_path / "t.npy")]) == 2  # which member? said in one line
+    assert main(["sample", str(run), "--member", "3", "--out", str(tmp_path / "t.npy")]) == 2
+
+
+def test_a_member_is_a_plain_gan_every_tool_takes(tmp_path):
+    """Member e's plain networks compute what the stacked ones compute for member e."""
+    gan = ensemble.build(tiny(seeds=3, dataset="grid25"))
+    z = torch.randn(10, 3, 2)
+    x = gan.G(z)
+    assert x.shape == (10, 3, 2) and gan.D(x).shape == (10, 3)
+    for e in range(3):
+        one = ensemble.member(gan, e)
+        torch.testing.assert_close(one.G(z[:, e]), x[:, e])
+        torch.testing.assert_close(one.D(x[:, e]), gan.D(x)[:, e])
+
+
+@pytest.mark.parametrize("values, words", [
+    (dict(dataset="mnist", model="paper"), "supports model mlp, bn-mlp"),
+    (dict(dataset="mnist", model="bn-mlp", precision="bf16"), "fp32 only"),
+    (dict(pack=2), "packing"),
+    (dict(conditional=True), "--conditional"),
+    (dict(spectral_norm=True), "spectral"),
+    (dict(minibatch_std=True), "minibatch-std"),
+    (dict(monitor="modes"), "monitor"),
+    (dict(seeds=0), "must be in [1, 1000]"),
+])
+def test_unsupported_combinations_are_one_line_config_errors(values, words):
+    with pytest.raises(C.ConfigError, match=words.replace("[", r"\[")):
+        C.from_dict({"seeds": 2, **values})
+
+
+def test_a_plain_checkpoint_refuses_a_member_other_than_zero(tmp_path):
+    fit(tiny(steps=2), tmp_path / "p", progress=False)
+    assert load_run(tmp_path / "p", member=0).cfg.seed == 0
+    with pytest.raises(Exception, match="holds one GAN"):
+        load_run(tmp_path / "p", member=1)
+
+
+def test_eval_reports_every_member_and_the_ensemble(tmp_path, capsys):
+    run = tmp_path / "r"
+    fit(tiny(seeds=2, steps=3), run, progress=False)
+    assert main(["eval", str(run), "--metric", "modes", "--n-samples", "300", "--json"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    each = [r["modes_covered"] for r in result["members"]]
+    assert len(each) == 2 and result["ensemble"]["modes_covered"]["max"] == max(each)
+    assert main(["eval", str(run), "--metric", "modes", "--member", "1", "--n-samples", "300", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out) == result["members"][1]  # the same sample seed, the same member
+    assert set(json.loads((run / "eval.json").read_text())) == {"modes", "modes:member1"}
