@@ -21,11 +21,12 @@ TINY = dict(dataset="ring8", steps=3, batch_size=16, hidden=16, log_every=1, sam
     (5_000_000, 2, 2.0, 2.0, 2),      # the load is our own (a second run in this process): not counted
     (5_000_000, 16, 3.6, 0.0, 12),    # 12.4 cores free, rounded
     (5_000_000, 16, 3.4, 0.0, 13),
-    (1_000_000, 16, 0.0, 0.0, 4),     # the model can use one thread per PARAMS_PER_THREAD parameters
+    (200_000, 16, 0.0, 0.0, 4),       # the model can use one thread per PARAMS_PER_THREAD parameters
+    (265_475, 2, 0.0, 0.0, 2),        # the default ring8 MLP on an idle 2-core machine: both cores
     (5_000_000, 2, 0.0, 3.0, 2),      # own share above the load (estimate): never more than the cores
 ])
 def test_choice_from_model_size_cores_and_load(params, cores, load, own, want):
-    assert threads.PARAMS_PER_THREAD == 250_000
+    assert threads.PARAMS_PER_THREAD == 50_000
     assert threads.choose_threads(params, cores, load, own) == want
 
 

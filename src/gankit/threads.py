@@ -7,7 +7,8 @@ Two processes that each run as many OpenMP threads as there are cores slow each 
     cores free  = cores this process may run on (os.sched_getaffinity)
                   - (1-minute load average - this process's own share of it), rounded, at least 1
     model's use = one thread per PARAMS_PER_THREAD parameters of G and D together, at least 1
-                  (the toy MLPs: 1; the paper's MNIST nets: 2 or more)
+                  (a 16-unit toy MLP: 1; the default toy MLP, 265k parameters: 5, and on an idle 2-core
+                  machine 2 threads train it 1.7x faster than 1 — 53 s against 91 s, measured 2026-11-30)
 
 This process's share of the load average is estimated from its CPU time: the load average is an
 exponentially weighted mean with a 60 s time constant, so a process that has used c cores on average for
@@ -23,7 +24,7 @@ import resource
 
 import torch
 
-PARAMS_PER_THREAD = 250_000
+PARAMS_PER_THREAD = 50_000
 
 
 def choose_threads(params: int, cores: int, load: float, own: float = 0.0) -> int:
