@@ -79,3 +79,21 @@ def test_auto_gives_a_toy_run_one_thread(tmp_path, monkeypatch):
 def test_bad_thread_counts_are_refused(bad):
     with pytest.raises(ConfigError, match="threads"):
         C.from_dict({**TINY, "threads": bad})
+
+
+def test_machine_counts_the_tasks_running_now_and_falls_back_to_the_load_average(monkeypatch):
+    monkeypatch.setattr(threads, "_running_others", lambda: 1.0)
+    assert threads.machine()[1:] == (1.0, 0.0)  # another job running now: one core taken, no own share
+    monkeypatch.setattr(threads, "_running_others", lambda: None)
+    monkeypatch.setattr(threads.os, "getloadavg", lambda: (3.5, 0.0, 0.0))
+    assert threads.machine()[1] == 3.5
+
+
+def test_running_others_reads_proc_loadavg(monkeypatch, tmp_path):
+    import builtins
+
+    real_open = builtins.open
+    fake = tmp_path / "loadavg"
+    fake.write_text("0.50 0.40 0.30 3/200 12345\n")  # 3 runnable tasks, this reader among them
+    monkeypatch.setattr(builtins, "open", lambda p, *a, **k: real_open(fake if p == "/proc/loadavg" else p, *a, **k))
+    assert threads._running_others(samples=2, gap=0.0) == 2.0

@@ -5,12 +5,14 @@ Two processes that each run as many OpenMP threads as there are cores slow each 
 `--threads 0` (the default) therefore picks min(cores free now, what the model can use):
 
     cores free  = cores this process may run on (os.sched_getaffinity)
-                  - (1-minute load average - this process's own share of it), rounded, at least 1
+                  - the other tasks running now (/proc/loadavg, least of 5 readings 10 ms apart; where that is
+                    not available, the 1-minute load average less this process's own share of it),
+                  rounded, at least 1
     model's use = one thread per PARAMS_PER_THREAD parameters of G and D together, at least 1
                   (a 16-unit toy MLP: 1; the default toy MLP, 265k parameters: 5, and on an idle 2-core
                   machine 2 threads train it 1.7x faster than 1 — 53 s against 91 s, measured 2026-11-30)
 
-This process's share of the load average is estimated from its CPU time: the load average is an
+In the fallback, this process's share of the load average is estimated from its CPU time: the load average is an
 exponentially weighted mean with a 60 s time constant, so a process that has used c cores on average for
 t seconds contributes about c (1 - e^(-t/60)).
 """
@@ -50,12 +52,34 @@ def _own_load() -> float:
     return (use.ru_utime + use.ru_stime) / life * (1 - math.exp(-life / 60))
 
 
+def _running_others(samples: int = 5, gap: float = 0.01) -> float | None:
+    """Runnable tasks on the machine right now other than this one: /proc/loadavg's running count less one, the
+    least of a few readings (a momentary spike is not a job). None where /proc/loadavg is not readable."""
+    import time
+
+    seen = []
+    for i in range(samples):
+        try:
+            with open("/proc/loadavg") as f:
+                seen.append(int(f.read().split()[3].split("/")[0]) - 1)
+        except (OSError, ValueError, IndexError):
+            return None
+        if i + 1 < samples:
+            time.sleep(gap)
+    return float(max(0, min(seen)))
+
+
 def machine() -> tuple[int, float, float]:
-    """(cores this process may use, 1-minute load average, this process's share of it) right now."""
+    """(cores this process may use, load from other jobs, this process's share of it) right now: the tasks
+    running now where Linux says (the 1-minute average lags a job that just ended, such as the pip install
+    before a first run, by a minute or more), else the 1-minute load average with this process's share."""
     try:
         cores = len(os.sched_getaffinity(0))
     except (AttributeError, OSError):
         cores = os.cpu_count() or 1
+    others = _running_others()
+    if others is not None:
+        return cores, others, 0.0
     try:
         load = os.getloadavg()[0]
     except (AttributeError, OSError):
