@@ -4,7 +4,7 @@ import scipy.linalg
 import torch
 
 from gankit.metrics.frechet import frechet_distance
-from gankit.metrics.kid import kernel_distance, mmd2_unbiased
+from gankit.metrics.kid import kernel_distance
 from gankit.metrics.precision_recall import knn_radii, precision_recall
 
 

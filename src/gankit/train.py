@@ -168,14 +168,13 @@ def _start(cfg: Config, run_dir: Path, resume: bool, force: bool, progress: bool
         total = cfg.steps if cfg.steps is not None else batches.steps_for(cfg.epochs)
         m = cfg.batch_size
 
-        def noise() -> torch.Tensor:
+        def shard_noise() -> torch.Tensor:
             """This process's m noise vectors: its shard of the global batch of m * world."""
             z = sample_noise(m * world, cfg.z_dim, cfg.noise, device)
             return z if world == 1 else z[rank * m:(rank + 1) * m]
 
+        noise = ensemble.Noise(cfg, m, device) if stacked else shard_noise  # an ensemble: each member its own z
         G, D = player(gan.G, cfg, cfg.lr, world > 1), player(gan.D, cfg, cfg.lr_d or cfg.lr, world > 1)
-        if stacked:
-            noise = ensemble.Noise(cfg, m, device)
         s = (ensemble.State if stacked else TrainState)(G, D, noise, device, gan.G_ema, cfg.ema)
         if resume:
             try:
