@@ -18,3 +18,10 @@ def isolated_cache(tmp_path, monkeypatch):
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
     monkeypatch.delenv("GANKIT_DATA", raising=False)
     return tmp_path / "cache"
+
+
+def sgd_step(module: torch.nn.Module, loss: torch.Tensor, lr: float) -> list[torch.Tensor]:
+    """The module's parameters after one plain SGD step on `loss`, by hand (for tests that recompute an update)."""
+    grads = torch.autograd.grad(loss, list(module.parameters()), retain_graph=True)
+    with torch.no_grad():
+        return [p - lr * g for p, g in zip(module.parameters(), grads)]

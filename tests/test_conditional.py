@@ -4,6 +4,7 @@ rebuild conditional nets without data, and what cannot be conditioned is refused
 import numpy as np
 import pytest
 import torch
+from conftest import sgd_step
 from PIL import Image
 
 from gankit import config as C
@@ -113,11 +114,7 @@ def test_one_conditional_iteration_computed_by_hand(tmp_path):
     torch.manual_seed(cfg.seed + 1)
     z1 = sample_noise(32, cfg.z_dim, cfg.noise)
 
-    def sgd(module, loss, lr):
-        grads = torch.autograd.grad(loss, list(module.parameters()), retain_graph=True)
-        with torch.no_grad():
-            return [p - lr * g for p, g in zip(module.parameters(), grads)]
-
+    sgd = sgd_step
     D1 = sgd(D, discriminator_loss(D(x, c), D(G(z1, c).detach(), c)), 0.02)
     with torch.no_grad():
         for p, v in zip(D.parameters(), D1):

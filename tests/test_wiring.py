@@ -5,6 +5,7 @@ import math
 
 import pytest
 import torch
+from conftest import sgd_step
 
 from gankit import config as C, objectives
 from gankit.gan import build
@@ -178,11 +179,7 @@ def test_one_iteration_computed_by_hand(tmp_path, update):
     torch.manual_seed(cfg.seed + 1)
     z1 = sample_noise(32, cfg.z_dim, cfg.noise)
 
-    def sgd(module, loss, lr):
-        grads = torch.autograd.grad(loss, list(module.parameters()), retain_graph=True)
-        with torch.no_grad():
-            return [p - lr * g for p, g in zip(module.parameters(), grads)]
-
+    sgd = sgd_step
     if update == "simultaneous":
         fake = G(z1)
         real_l, fake_l = D(x), D(fake)
