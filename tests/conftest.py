@@ -25,3 +25,15 @@ def sgd_step(module: torch.nn.Module, loss: torch.Tensor, lr: float) -> list[tor
     grads = torch.autograd.grad(loss, list(module.parameters()), retain_graph=True)
     with torch.no_grad():
         return [p - lr * g for p, g in zip(module.parameters(), grads)]
+
+
+def random_png_folder(folder, n: int, side: int = 8):
+    """A folder of n random RGB PNGs (side x side), seeded: a folder: dataset for tests."""
+    import numpy as np
+    from PIL import Image
+
+    folder.mkdir()
+    rng = np.random.default_rng(0)
+    for i in range(n):
+        Image.fromarray(rng.integers(0, 256, (side, side, 3), dtype=np.uint8)).save(folder / f"{i}.png")
+    return folder

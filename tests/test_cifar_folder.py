@@ -3,6 +3,7 @@ import pickle
 import numpy as np
 import pytest
 from PIL import Image
+from conftest import random_png_folder
 
 from gankit.cli import main
 from gankit.data import load_dataset
@@ -100,11 +101,7 @@ def test_sampling_needs_no_training_data(tmp_path, capsys):
     """Checkpoints are self-contained: sample, figures and D rebuild from last.pt after the data is gone."""
     import shutil
 
-    folder = tmp_path / "imgs"
-    folder.mkdir()
-    rng = np.random.default_rng(0)
-    for i in range(40):
-        Image.fromarray(rng.integers(0, 256, (8, 8, 3), dtype=np.uint8)).save(folder / f"{i}.png")
+    folder = random_png_folder(tmp_path / "imgs", 40)
     run = tmp_path / "run"
     assert main(["train", "--dataset", f"folder:{folder}", "--image-size", "8", "--model", "paper", "--steps", "3",
                  "--batch-size", "16", "--out", str(run), "--no-progress"]) == 0

@@ -6,6 +6,7 @@ import json
 import numpy as np
 import pytest
 import torch
+from conftest import random_png_folder
 from PIL import Image
 
 from gankit.cli import main
@@ -155,11 +156,7 @@ def test_inception_weights_are_checked_by_hash_then_loaded(tmp_path, monkeypatch
 
 @pytest.fixture
 def folder_run(tmp_path):
-    folder = tmp_path / "imgs"
-    folder.mkdir()
-    rng = np.random.default_rng(0)
-    for i in range(300):
-        Image.fromarray(rng.integers(0, 256, (8, 8, 3), dtype=np.uint8)).save(folder / f"{i}.png")
+    folder = random_png_folder(tmp_path / "imgs", 300)
     run = tmp_path / "run"
     assert main(["train", "--dataset", f"folder:{folder}", "--image-size", "8", "--model", "paper", "--steps", "2",
                  "--batch-size", "16", "--hidden", "16", "--out", str(run), "--no-progress"]) == 0
