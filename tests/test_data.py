@@ -9,7 +9,7 @@ from conftest import FASHION_DIR, SHARED_MNIST
 from gankit.data import load_dataset
 from gankit.data import mnist
 from gankit.data.idx import IDXError, read_idx, write_idx
-from gankit.data.toy import mixture_log_density, toy_modes, toy_training_set
+from gankit.data.toy import eval_samples, mixture_log_density, toy_modes, toy_training_set
 
 # fixtures written by the tests have no official checksum: loading them warns, by design
 pytestmark = pytest.mark.filterwarnings("ignore:.*no known checksum matches")
@@ -21,6 +21,12 @@ def test_toy_sets_match_their_definitions():
     assert std == 0.02
     grid, gstd = toy_modes("grid25")
     assert grid.shape == (25, 2) and sorted(set(grid[:, 0].tolist())) == [-4.0, -2.0, 0.0, 2.0, 4.0] and gstd == 0.05
+    big, bstd = toy_modes("grid100")  # the harder mixture: 10 x 10, spacing 2, centred
+    assert big.shape == (100, 2) and sorted(set(big[:, 1].tolist())) == [float(v) for v in range(-9, 10, 2)]
+    assert bstd == 0.05 and len(set(map(tuple, big.tolist()))) == 100
+    assert (eval_samples(8), eval_samples(25), eval_samples(100)) == (2500, 2500, 10_000)
+    counts = torch.bincount(toy_training_set("grid100", with_modes=True)[1], minlength=100)
+    assert counts.min() > 800 and counts.max() < 1200  # equal weights
     x = toy_training_set("ring8")
     dist = torch.cdist(x, modes).min(1).values
     assert dist.mean().item() == pytest.approx(0.02 * np.sqrt(np.pi / 2), rel=0.02)  # Rayleigh mean

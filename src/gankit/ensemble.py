@@ -33,6 +33,7 @@ import torch
 from torch import nn
 
 from gankit.data import Batches as PlainBatches
+from gankit.data.toy import eval_samples
 from gankit.errors import CheckpointError, ConfigError, UsageError, on_disk
 from gankit.hooks import Hook, check_finite
 from gankit.noise import sample_noise
@@ -374,7 +375,7 @@ class Summary(Hook):
             row = {"member": e, "seed": cfg.seed + e}
             if spec.kind == "toy" and not summary["interrupted"]:
                 g = torch.Generator().manual_seed(cfg.seed + e + 2)  # each member's own evaluation noise
-                z = sample_noise(2500, cfg.z_dim, cfg.noise, "cpu", g).to(self.gan.device)
+                z = sample_noise(eval_samples(len(spec.modes)), cfg.z_dim, cfg.noise, "cpu", g).to(self.gan.device)
                 row["modes"] = mode_metrics(member(self.gan, e).sample(len(z), z).cpu(), spec.modes, spec.mode_std)
             rows.append(row)
         summary["members"] = rows

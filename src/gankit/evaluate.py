@@ -7,6 +7,7 @@ from pathlib import Path
 import torch
 
 from gankit import rundir
+from gankit.data.toy import eval_samples
 from gankit.errors import UsageError
 from gankit.metrics.modes import mode_metrics
 from gankit.registry import Entry
@@ -18,7 +19,7 @@ def _modes(run_dir, n_samples, seed, device, member=None, **_):
     if gan.spec.kind != "toy":
         raise UsageError(f"metric 'modes' needs a toy dataset with known modes, not '{gan.spec.name}'")
     torch.manual_seed(seed)
-    return mode_metrics(gan.sample(n_samples or 2500).cpu(), gan.spec.modes, gan.spec.mode_std)
+    return mode_metrics(gan.sample(n_samples or eval_samples(len(gan.spec.modes))).cpu(), gan.spec.modes, gan.spec.mode_std)
 
 
 def _classes(run_dir, n_samples, seed, device, classifier=None, member=None, **_):

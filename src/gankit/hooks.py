@@ -189,17 +189,19 @@ class Summary(Hook):
         self.run_dir, self.gan = run_dir, gan
 
     def close(self, s, summary):
+        from gankit.data.toy import eval_samples
         from gankit.metrics.modes import mode_metrics
         from gankit.plots import plot_losses
 
         spec = self.gan.spec
         if spec.kind == "toy" and not summary["interrupted"]:
-            summary["modes"] = mode_metrics(self.gan.sample(2500).cpu(), spec.modes, spec.mode_std)
+            n = eval_samples(len(spec.modes))
+            summary["modes"] = mode_metrics(self.gan.sample(n).cpu(), spec.modes, spec.mode_std)
             if self.gan.n_classes:  # each class on its own mode?
                 from gankit.metrics.conditional import on_mode
 
-                c = torch.arange(2500) % self.gan.n_classes
-                summary["class_on_mode"] = on_mode(self.gan.sample(2500, c=c).cpu(), c, spec.modes, spec.mode_std)
+                c = torch.arange(n) % self.gan.n_classes
+                summary["class_on_mode"] = on_mode(self.gan.sample(n, c=c).cpu(), c, spec.modes, spec.mode_std)
         with on_disk("write", self.run_dir / "losses.png"):
             plot_losses(rundir.read_metrics(self.run_dir), self.run_dir / "losses.png")
         rundir.write_json(self.run_dir, "summary.json", summary)

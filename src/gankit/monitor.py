@@ -104,11 +104,12 @@ def fd(gan, n_samples: int = 10_000) -> Monitor:
     return Monitor("valid_fd", value, higher=False)
 
 
-def modes(gan, n_samples: int = 2500) -> Monitor:
+def modes(gan, n_samples: int | None = None) -> Monitor:
     """Modes covered plus the fraction of high-quality samples (so among equal coverage, the sharper wins)."""
+    from gankit.data.toy import eval_samples
     from gankit.metrics.modes import mode_metrics
 
-    z = _fixed_z(gan, n_samples)
+    z = _fixed_z(gan, n_samples or eval_samples(len(gan.spec.modes)))
 
     def value() -> float:
         m = mode_metrics(gan.sample(len(z), z).cpu(), gan.spec.modes, gan.spec.mode_std)

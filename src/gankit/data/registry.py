@@ -109,6 +109,7 @@ DATASETS: dict[str, Entry] = {
     "gaussian1d": Entry(_toy, "N(2, 0.5^2), the 1-D setting of the paper's Figure 1", ("toy",)),
     "ring8": Entry(_toy, "8 Gaussians on a circle (embedded; the default)", ("toy",)),
     "grid25": Entry(_toy, "5 x 5 grid of Gaussians (embedded)", ("toy",)),
+    "grid100": Entry(_toy, "10 x 10 grid of Gaussians, the harder mixture (embedded)", ("toy",)),
     **{name: Entry(_mnist_family, f"{what}, 28 x 28 (IDX files; downloaded once)", ("image",)) for name, what in
        {"mnist": "handwritten digits", "fashion-mnist": "Zalando's garments", "kmnist": "cursive Japanese"}.items()},
     "cifar10": Entry(_cifar10, "CIFAR-10 32 x 32 colour images (python batches)", ("image",)),
