@@ -270,8 +270,6 @@ def validate(cfg: Config) -> Config:
         raise ConfigError(f"config key 'augment': unknown policy '{bad[0]}' (choose from {', '.join(POLICIES)})")
     if parse(cfg.augment) and data_kind != "image":
         raise ConfigError(f"config key 'augment': augmentation is for images, not dataset '{cfg.dataset}'")
-    if cfg.spectral_norm and cfg.precision != "fp32":
-        raise ConfigError("config key 'spectral_norm': spectral normalisation runs in fp32 only (precision fp32)")
     if not (cfg.d_loss_scale > 0 and math.isfinite(cfg.d_loss_scale)):
         raise ConfigError(f"config key 'd_loss_scale' must be > 0, got {cfg.d_loss_scale!r}")
     if cfg.monitor and data_kind not in MONITORS[cfg.monitor].kinds:

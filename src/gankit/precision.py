@@ -13,9 +13,18 @@ import copy
 
 import torch
 from torch import nn
+from torch.nn.utils.parametrizations import _SpectralNorm
 
 DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16}
 _SHARED = (nn.modules.batchnorm._BatchNorm, nn.GroupNorm, nn.LayerNorm)  # kept fp32, shared with the master
+
+
+class _FP32SpectralNorm(_SpectralNorm):
+    """Spectral normalisation of a bf16 working weight W: the power iteration and sigma in fp32, on the master's
+    u and v (shared buffers, so the iteration carries on across refreshes), then W / sigma back in bf16."""
+
+    def forward(self, weight: torch.Tensor) -> torch.Tensor:
+        return super().forward(weight.float()).to(weight.dtype)
 
 
 class Working:
@@ -31,6 +40,8 @@ class Working:
         copies: dict[int, nn.Parameter] = {}  # one working copy per master, even where a weight is shared
         for work, mast in zip(self.module.modules(), master.modules(), strict=True):
             work._buffers = mast._buffers  # running statistics accumulate in the master
+            if isinstance(work, _SpectralNorm):
+                work.__class__ = _FP32SpectralNorm
             if isinstance(mast, _SHARED):
                 work._parameters = mast._parameters
                 continue
