@@ -177,8 +177,8 @@ def encoder_for(gan: GAN, run_dir: str | Path, path: str | Path | None = None, r
             raise UsageError(f"{run_dir} has an encoder trained jointly with G (--encoder); --retrain fits post-hoc "
                              f"encoders (give --encoder FILE to use one)")
         enc = joint_encoder(gan)
-        log(f"gankit: using the encoder trained jointly with G (BiGAN); R^2 of E(G(z)) against z = "
-            f"{enc.info['r2']:.3f}")
+        log(f"gankit: using the jointly trained encoder (BiGAN: E trained with G, nothing fitted now); R^2 of "
+            f"E(G(z)) against z = {enc.info['r2']:.3f}")
         return enc
     if path is not None:
         if not Path(path).is_file():
