@@ -118,7 +118,8 @@ def _parser() -> argparse.ArgumentParser:
     v.add_argument("--n-bound", type=int, default=1000, help="test images the IWAE bound is computed on")
     v.add_argument("--no-progress", action="store_true")
 
-    en = sub.add_parser("encode", help="learned inference: fit E predicting z from G(z), then encode images")
+    en = sub.add_parser("encode", help="learned inference: fit E predicting z from G(z), then encode images (a run "
+                        "trained with --encoder uses its jointly trained E)")
     en.add_argument("run_dir")
     en.add_argument("--images", help="images to encode: FILE.npy (uint8 pixels, or floats in the run's range) or a "
                     "folder of PNGs (default: --n images of --split)")
@@ -217,6 +218,8 @@ def cmd_train(args: dict) -> int:
                      f"high-quality {mm['high_quality_fraction']:.1%}")
         if "class_on_mode" in summary:
             line += f"; samples of class c on mode c {summary['class_on_mode']['accuracy']:.1%}"
+        if "encoder" in summary:
+            line += f"; R^2 of E(G(z)) against z {summary['encoder']['r2']:.3f}"
         if "ensemble" in summary:
             from gankit.ensemble import summary_line
 
@@ -484,7 +487,8 @@ def cmd_encode(args: dict) -> int:
     log = (lambda m: print(m, file=sys.stderr))
     enc = inference.encoder_for(gan, args["run_dir"], args["encoder"], args["retrain"], log=log,
                                 steps=args["encoder_steps"], batch_size=args["encoder_batch"], seed=args["seed"])
-    result = {"encoder_r2": enc.info.get("r2")}
+    kind = "jointly trained" if enc.info.get("jointly_trained") else "post-hoc"
+    result = {"encoder": kind, "encoder_r2": enc.info.get("r2")}
     if out is not None:
         z, recon, err = inference.encode(gan, enc, x, args["refine"], args["refine_lr"])
         fig = out.with_suffix(".png")
@@ -498,7 +502,7 @@ def cmd_encode(args: dict) -> int:
     if args["json"]:
         print(json.dumps(result, indent=2))
         return 0
-    print(f"R^2 of E(G(z)) against z: {result['encoder_r2']:.4f}")
+    print(f"R^2 of E(G(z)) against z ({kind} encoder): {result['encoder_r2']:.4f}")
     if out is not None:
         print(f"reconstruction MSE of {result['n']} images (refine {args['refine']}): {result['reconstruction_mse']:.5f}")
     if "memorisation" in result:

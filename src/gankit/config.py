@@ -58,6 +58,8 @@ class Config:
     hidden: int = _f(256, "width of hidden layers (mlp), base width (dcgan)")
     layers: int = _f(3, "hidden layers of the MLPs")
     conditional: bool = _f(False, "p(x | c): G and D take the class label c (toys: the mode index)")
+    encoder: bool = _f(False, "BiGAN / ALI: train an encoder E: x -> z jointly with G; D judges pairs (x, E(x)) "
+                       "against (G(z), z) (Donahue et al. 2017; Dumoulin et al. 2017); models mlp, bn-mlp")
     # objective and Algorithm 1
     objective: str = _f("logistic", help_text(OBJECTIVES))
     loss: str = _f("nonsaturating", "generator loss: nonsaturating (default) | minimax")
@@ -284,10 +286,30 @@ def validate(cfg: Config) -> Config:
                           "no class labels; use pack = 1")
     if cfg.conditional and cfg.dataset == "gaussian1d":
         raise ConfigError("config key 'conditional': dataset 'gaussian1d' has a single class; nothing to condition on")
+    if cfg.encoder and encoder_unsupported(cfg):
+        raise ConfigError(f"config key 'encoder': {encoder_unsupported(cfg)}")
     if cfg.update == "simultaneous" and cfg.k != 1:
         raise ConfigError(f"config key 'k': the simultaneous update makes one D and one G update per minibatch, "
                           f"so k must be 1, got {cfg.k}")
     return cfg
+
+
+def encoder_unsupported(cfg: Config) -> str | None:
+    """Why a BiGAN run (`encoder`) cannot run with the rest of `cfg` (one line), or None when it can."""
+    from gankit.models import ENCODER_MODELS
+
+    if cfg.model not in ENCODER_MODELS:
+        return f"the jointly trained encoder supports model {', '.join(ENCODER_MODELS)} so far, not '{cfg.model}'"
+    if cfg.objective != "logistic":
+        return f"the jointly trained encoder plays the logistic game only, not objective '{cfg.objective}'"
+    for key, off, what in (("seeds", 1, "seed ensembles (--seeds > 1)"), ("conditional", False, "--conditional"),
+                           ("update", "alternating", "the simultaneous update"), ("pack", 1, "packing (--pack)"),
+                           ("minibatch_std", False, "--minibatch-std"), ("augment", "", "--augment"),
+                           ("r1", 0.0, "the R1 penalty"), ("r2", 0.0, "the R2 penalty"),
+                           ("precision", "fp32", "bf16 precision"), ("tensorboard", False, "--tensorboard")):
+        if getattr(cfg, key) != off:
+            return f"does not support {what} yet"
+    return None
 
 
 def from_dict(values: dict, base: Config | None = None) -> Config:
@@ -372,7 +394,7 @@ def load(path: str | Path) -> Config:
 
 
 # run keys newer than saved runs; their defaults change nothing
-ADDED_LATER = ("sgd_form", "d_loss_scale", "conditional", "seeds")
+ADDED_LATER = ("sgd_form", "d_loss_scale", "conditional", "seeds", "encoder")
 
 
 def load_complete(path: str | Path) -> Config:

@@ -14,7 +14,7 @@ from gankit.config import Config, from_dict
 from gankit.data import Data, DataSpec, load_dataset
 from gankit.device import resolve_device
 from gankit.errors import CheckpointError, GankitError, UsageError, first_line
-from gankit.models import architecture, construct, n_classes
+from gankit.models import architecture, construct, construct_encoder, n_classes
 from gankit.noise import sample_noise
 
 FORMAT = 2  # checkpoints that carry their config, the networks' constructor arguments and the data's spec
@@ -33,6 +33,7 @@ class GAN:
     arch: dict = field(default_factory=dict)
     _data: Data | None = None
     step: int | None = None  # the training step of the checkpoint it was loaded from
+    E: torch.nn.Module | None = None  # the encoder x -> z trained jointly with G (BiGAN, cfg.encoder)
 
     @property
     def data(self) -> Data:
@@ -88,9 +89,22 @@ class GAN:
         if self.n_classes and c is None:
             raise UsageError("this run's D is conditional: give the class c of the samples it judges")
         c = self.classes(len(x), c) if c is not None else None
+        if self.E is not None:  # a BiGAN's D judges pairs: D(x, E(x))
+            x = x.to(self.device).float()
+            with eval_mode(self.D):
+                return torch.sigmoid(self.D(x, self.encode(x)))
         with eval_mode(self.D):
             x = x.to(self.device).float()
             return torch.sigmoid(self.D(x) if c is None else self.D(x, c))
+
+    @torch.no_grad()
+    def encode(self, x: torch.Tensor, batch: int = 10_000) -> torch.Tensor:
+        """E(x), the latents of samples x by the encoder trained jointly with G (eval mode); runs trained with
+        --encoder only (`gankit.inference` fits one after training for the others)."""
+        if self.E is None:
+            raise UsageError(f"run on '{self.cfg.dataset}' has no jointly trained encoder (trained without --encoder)")
+        with eval_mode(self.E):
+            return torch.cat([self.E(x[i:i + batch].to(self.device).float()).float() for i in range(0, len(x), batch)])
 
 
 class eval_mode:
@@ -116,8 +130,10 @@ def build(cfg: Config, data: Data | None = None, device: torch.device | None = N
     torch.manual_seed(cfg.seed)
     arch = architecture(cfg, data)
     G, D = construct(arch)
+    E = construct_encoder(arch)  # after G and D: runs without an encoder initialise as before
     G_ema = copy.deepcopy(G).requires_grad_(False).to(device) if cfg.ema > 0 else None
-    return GAN(G.to(device), D.to(device), cfg, data.spec(), device, G_ema, arch, data)
+    return GAN(G.to(device), D.to(device), cfg, data.spec(), device, G_ema, arch, data,
+               E=None if E is None else E.to(device))
 
 
 def header(gan: GAN) -> dict:
@@ -162,15 +178,18 @@ def from_checkpoint(path: str | Path, device: str = "auto", data: Data | None = 
         G, D = construct(state["arch"])
         G.load_state_dict(state["G"])
         D.load_state_dict(state["D"])
+        E = construct_encoder(state["arch"])
+        if E is not None:
+            E.load_state_dict(state["E"])
         G_ema = None
         if "G_ema" in state:
             G_ema = copy.deepcopy(G).requires_grad_(False)
             G_ema.load_state_dict(state["G_ema"])
         spec = DataSpec.from_dict(state["data"])
-        check_finite_weights(path, G, D, G_ema)
+        check_finite_weights(path, G, D, G_ema, E)
     except GankitError:
         raise
     except Exception as e:  # noqa: BLE001 - everything above interprets the file's content
         raise CheckpointError(f"checkpoint {path} does not hold a complete gankit run: {one_line(e)}") from None
     return GAN(G.to(dev), D.to(dev), cfg, spec, dev, None if G_ema is None else G_ema.to(dev), state["arch"], data,
-               state.get("step"))
+               state.get("step"), None if E is None else E.to(dev))

@@ -174,7 +174,7 @@ class Checkpoints(Hook):
         self.dir, self.every, self.keep, self.header = run_dir / "checkpoints", every, keep, header
 
     def save(self, s) -> None:
-        check_finite(s.step, modules={"G": s.G.master, "D": s.D.master})
+        check_finite(s.step, modules={key: p.master for key, p in s.players().items()})
         checkpoint.save_rotating({**self.header, **s.state_dict()}, self.dir, s.step, self.keep)
 
     def after_step(self, s, stats, last):
@@ -202,6 +202,10 @@ class Summary(Hook):
 
                 c = torch.arange(n) % self.gan.n_classes
                 summary["class_on_mode"] = on_mode(self.gan.sample(n, c=c).cpu(), c, spec.modes, spec.mode_std)
+        if self.gan.E is not None and not summary["interrupted"]:  # BiGAN: how well E inverts G
+            from gankit.inference import joint_summary
+
+            summary["encoder"] = joint_summary(self.gan)
         with on_disk("write", self.run_dir / "losses.png"):
             plot_losses(rundir.read_metrics(self.run_dir), self.run_dir / "losses.png")
         rundir.write_json(self.run_dir, "summary.json", summary)

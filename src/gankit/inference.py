@@ -3,7 +3,8 @@ encoder E fitted to predict z from G(z) on fresh samples, optionally refined per
 on ||G(z) - x||^2 from E(x); and the memorisation test (reconstruction error of training against held-out
 images, with a confidence interval).
 
-E is saved as RUN/encoder.pt: its class name, constructor arguments and weights (loaded with
+A run trained with --encoder (BiGAN / ALI, Donahue et al. 2017; Dumoulin et al. 2017) carries an E trained jointly
+with G; `encoder_for` uses it and fits nothing. A post-hoc E is saved as RUN/encoder.pt: its class name, constructor arguments and weights (loaded with
 weights_only=True and rebuilt from those arguments; nothing else is ever constructed from the file).
 """
 
@@ -21,21 +22,10 @@ from gankit import checkpoint
 from gankit.data import DataSpec
 from gankit.errors import CheckpointError, GankitError, UsageError, first_line
 from gankit.gan import GAN, eval_mode
+from gankit.models.mlp import MLPEncoder
 from gankit.noise import sample_noise
 
 ENCODER_FORMAT = 1
-
-
-class MLPEncoder(nn.Sequential):
-    """E(x): x_dim -> `layers` x (Linear, LeakyReLU 0.2) of width `hidden` -> z_dim (flat data)."""
-
-    def __init__(self, x_dim: int, z_dim: int, hidden: int = 256, layers: int = 3):
-        mods: list[nn.Module] = []
-        d = x_dim
-        for _ in range(layers):
-            mods += [nn.Linear(d, hidden), nn.LeakyReLU(0.2)]
-            d = hidden
-        super().__init__(*mods, nn.Linear(d, z_dim))
 
 
 class ConvEncoder(nn.Module):
@@ -153,10 +143,43 @@ def load_encoder(path: str | Path, device: torch.device | str = "cpu") -> Encode
     return Encoder(net.to(device), state["arch"], dict(state.get("info", {})))
 
 
+def joint_encoder(gan: GAN, n_eval: int = 2000, seed: int = 0) -> Encoder:
+    """The E a run trained jointly with G (--encoder), with the R^2 of E(G(z)) against z on n_eval seeded z."""
+    if gan.E is None:
+        raise UsageError(f"run on '{gan.cfg.dataset}' has no jointly trained encoder (trained without --encoder)")
+    enc = Encoder(gan.E, gan.arch["E"], {"jointly_trained": True, "G_step": gan.step})
+    z = sample_noise(n_eval, gan.cfg.z_dim, gan.cfg.noise, "cpu", torch.Generator().manual_seed(seed))
+    enc.info["r2"] = r_squared(enc(gan.sample(n_eval, z.to(gan.device))).cpu(), z)
+    return enc
+
+
+def joint_summary(gan: GAN, n: int = 2000, seed: int = 0) -> dict:
+    """A BiGAN's inference at the end of training: R^2 of E(G(z)) against z and, on n training samples, the mean
+    distance ||x - G(E(x))|| (toys; images: the mean squared error per pixel in [0, 1] units)."""
+    enc = joint_encoder(gan, n, seed)
+    x = gan.data.x[torch.randperm(len(gan.data.x), generator=torch.Generator().manual_seed(seed))[:n]]
+    _, recon, err = encode(gan, enc, x)
+    out = {"r2": round(enc.info["r2"], 4)}
+    if gan.spec.kind == "image":
+        out["reconstruction_mse"] = round(float(err.mean()), 5)
+    else:
+        out["reconstruction_distance"] = round(float((recon - x.float()).norm(dim=1).mean()), 4)
+    return out
+
+
 def encoder_for(gan: GAN, run_dir: str | Path, path: str | Path | None = None, retrain: bool = False,
                 log=print, **fit) -> Encoder:
-    """The encoder of a run: an explicit `path` (which must exist), else RUN/encoder.pt when it was fitted to
-    this checkpoint of G, else a new one fitted now and saved there (said through `log`)."""
+    """The encoder of a run: an explicit `path` (which must exist), else the E trained jointly with G when the run
+    has one, else RUN/encoder.pt when it was fitted to this checkpoint of G, else a new one fitted now and saved
+    there (said through `log`)."""
+    if gan.E is not None and path is None:
+        if retrain:
+            raise UsageError(f"{run_dir} has an encoder trained jointly with G (--encoder); --retrain fits post-hoc "
+                             f"encoders (give --encoder FILE to use one)")
+        enc = joint_encoder(gan)
+        log(f"gankit: using the jointly trained encoder (BiGAN: E trained with G, nothing fitted now); R^2 of "
+            f"E(G(z)) against z = {enc.info['r2']:.3f}")
+        return enc
     if path is not None:
         if not Path(path).is_file():
             raise UsageError(f"--encoder {path}: no such file (omit --encoder to fit one into the run directory)")

@@ -253,6 +253,49 @@ class Relativistic(Game):
         return loss, {"g_loss": loss.detach()}
 
 
+@dataclass
+class BiGAN:
+    """The logistic game on pairs (Donahue et al. 2017; Dumoulin et al. 2017): D tells (x, E(x)), x ~ p_data, from
+    (G(z), z), z ~ p_z; G and E play together against it. With l_real = D(x, E(x)) and l_fake = D(G(z), z) as logits:
+
+        V(D, G, E) = E_x[log D(x, E(x))] + E_z[log(1 - D(G(z), z))]
+        D:     minimises softplus(-l_real) + softplus(l_fake)                      (ascends V)
+        G, E:  non-saturating: minimise softplus(l_real) + softplus(-l_fake)  (E: -log(1 - D(x, E(x))),
+                                                                              G: -log D(G(z), z))
+               minimax: minimise V, i.e. -softplus(-l_real) - softplus(l_fake)
+
+    Logged: d_loss, g_loss (G's term), e_loss (E's term), d_real = mean D(x, E(x)), d_fake = mean D(G(z), z), value."""
+
+    g_form: str = "nonsaturating"
+    d_scale: float = 1.0  # D's loss is multiplied by this (cfg.d_loss_scale); stats stay unscaled
+    logged: ClassVar[tuple[str, ...]] = ("d_loss", "g_loss", "e_loss", "d_real", "d_fake", "value")
+
+    @staticmethod
+    def logits(D, x, e_x, g_z, z) -> tuple[torch.Tensor, torch.Tensor]:
+        """(l_real, l_fake): D's logits on the pairs (x, E(x)) and (G(z), z), in one forward (no layer of the joint D
+        mixes samples of a batch)."""
+        logits = D(torch.cat([x, g_z]), torch.cat([e_x, z])).float()
+        return logits[:len(x)], logits[len(x):]
+
+    def d_loss(self, D, x, e_x, g_z, z) -> tuple[torch.Tensor, Stats]:
+        """D's loss on the pairs (E(x) and G(z) detached by the caller)."""
+        real, fake = self.logits(D, x, e_x, g_z, z)
+        loss = losses.discriminator_loss(real, fake)
+        with torch.no_grad():
+            stats = {"d_loss": loss.detach(), "d_real": torch.sigmoid(real).mean(), "d_fake": torch.sigmoid(fake).mean(),
+                     "value": -loss.detach()}
+        return (loss if self.d_scale == 1.0 else self.d_scale * loss), stats
+
+    def ge_loss(self, D, x, e_x, g_z, z) -> tuple[torch.Tensor, Stats]:
+        """The loss G and E minimise together through D: E's term on l_real plus G's term on l_fake."""
+        real, fake = self.logits(D, x, e_x, g_z, z)
+        if self.g_form == "nonsaturating":
+            e_loss, g_loss = F.softplus(real).mean(), F.softplus(-fake).mean()
+        else:
+            e_loss, g_loss = -F.softplus(-real).mean(), -F.softplus(fake).mean()
+        return e_loss + g_loss, {"g_loss": g_loss.detach(), "e_loss": e_loss.detach()}
+
+
 OBJECTIVES: dict[str, Entry] = {
     "logistic": Entry(lambda cfg, joint, aug: Logistic(joint, aug, cfg.loss),
                       "the paper's game: D by cross-entropy, G by --loss (nonsaturating | minimax)"),
@@ -273,7 +316,9 @@ G_LOSSES = tuple(losses.GENERATOR_LOSSES)
 
 def build(cfg, joint: bool = True, augment: Callable | None = None):
     """The objective `cfg.objective` (its generator loss chosen by `cfg.loss` where it has a choice), with the
-    gradient penalties the config asks for."""
+    gradient penalties the config asks for; a run with a jointly trained encoder (`cfg.encoder`) plays `BiGAN`."""
+    if getattr(cfg, "encoder", False):
+        return BiGAN(cfg.loss, cfg.d_loss_scale)
     game = OBJECTIVES[cfg.objective].build(cfg, joint, augment)
     game.d_scale = cfg.d_loss_scale
     game.penalties = Penalties(cfg.gp_weight if cfg.objective == "wgan-gp" else 0.0, cfg.r1, cfg.r2, cfg.reg_every)

@@ -42,7 +42,8 @@ def d_features(gan: GAN, x: torch.Tensor, batch: int = 1000) -> torch.Tensor:
     try:
         with eval_mode(gan.D):
             for i in range(0, len(x), batch):
-                gan.D(x[i:i + batch].to(gan.device).float())
+                xi = x[i:i + batch].to(gan.device).float()
+                gan.D(xi) if gan.E is None else gan.D(xi, gan.encode(xi))  # a BiGAN's D reads (x, E(x))
     finally:
         handle.remove()
     return torch.cat(seen).flatten(1)

@@ -129,6 +129,11 @@ class TrainState:
     d_updates: int = 0  # D's updates so far (k per iteration): the clock of lazy regularisation
     seconds: float = 0.0  # training time before this process's start
     _t0: float = field(default_factory=time.perf_counter)
+    E: Player | None = None  # the encoder x -> z trained with G against D (BiGAN, cfg.encoder)
+
+    def players(self) -> dict[str, Player]:
+        """The networks in training by name: G, D and, in a BiGAN, E."""
+        return {"G": self.G, "D": self.D, **({"E": self.E} if self.E is not None else {})}
 
     def update_ema(self) -> None:
         """Average G's weights, with a decay that ramps up from 0.1 so early weights fade fast."""
@@ -141,17 +146,17 @@ class TrainState:
 
     def schedule(self, cfg, epoch: float) -> None:
         """The step's learning rates (lr / decay^t, floored) and SGD momentum (rising with the epoch)."""
-        for p in (self.G, self.D):
+        for p in self.players().values():
             optim.apply_schedule(p.opt, cfg, p.lr, self.step, epoch)
 
     def state_dict(self) -> dict:
-        return {"G": self.G.master.state_dict(), "D": self.D.master.state_dict(), "opt_G": self.G.opt.state_dict(),
-                "opt_D": self.D.opt.state_dict(), "step": self.step, "d_updates": self.d_updates, "seconds": self.clock(),
-                "rng": rng_state(self.device),
+        return {**{key: p.master.state_dict() for key, p in self.players().items()},
+                **{f"opt_{key}": p.opt.state_dict() for key, p in self.players().items()},
+                "step": self.step, "d_updates": self.d_updates, "seconds": self.clock(), "rng": rng_state(self.device),
                 **({"G_ema": self.G_ema.state_dict()} if self.G_ema is not None else {})}
 
     def load_state_dict(self, state: dict) -> None:
-        for p, key in ((self.G, "G"), (self.D, "D")):
+        for key, p in self.players().items():
             p.master.load_state_dict(state[key])
             load_optimizer_state(p.opt, state[f"opt_{key}"])
             p.work.refresh()

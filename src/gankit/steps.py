@@ -71,3 +71,41 @@ def simultaneous_step(s: TrainState, objective, x: torch.Tensor, c: torch.Tensor
     objective.after_d_update(s.D)
     s.d_updates += 1
     return stats
+
+
+def bigan_d_step(s: TrainState, objective, x: torch.Tensor, c: torch.Tensor | None = None) -> dict:
+    """One of the k discriminator updates of a BiGAN (Donahue et al. 2017, Dumoulin et al. 2017), on the real
+    minibatch x: D judges the pairs (x, E(x)) against (G(z), z). (c: unused, a BiGAN is unconditional.)"""
+    # Sample minibatch of m noise samples {z(1), ..., z(m)} from noise prior p_g(z).
+    z = s.G.input(s.noise())
+    # (x: a minibatch of m examples {x(1), ..., x(m)} from the data generating distribution p_data(x).)
+    x = s.D.input(x)
+    # Encode the examples and generate from the noise, both held fixed for D's update.
+    with torch.no_grad():
+        e_x, g_z = s.E.local(s.E.input(x)), s.G.local(z)
+    # Update the discriminator by ascending its stochastic gradient:
+    #     grad_theta_d 1/m sum_i [log D(x(i), E(x(i))) + log(1 - D(G(z(i)), z(i)))]
+    loss, stats = objective.d_loss(s.D.net, x, e_x, g_z, z)
+    s.D.zero_grad()
+    loss.backward()
+    s.D.step()
+    s.d_updates += 1
+    return stats
+
+
+def bigan_ge_step(s: TrainState, objective, c: torch.Tensor | None = None, x_real: torch.Tensor | None = None) -> dict:
+    """The update of G and E together that ends a BiGAN iteration, through a frozen D, on the last real minibatch
+    `x_real` (E's input) and fresh noise (G's)."""
+    # Sample minibatch of m noise samples {z(1), ..., z(m)} from noise prior p_g(z).
+    z = s.G.input(s.noise())
+    x = s.E.input(x_real)
+    # Update the generator and the encoder by descending their stochastic gradient (non-saturating form):
+    #     grad_(theta_g, theta_e) 1/m sum_i [-log(1 - D(x(i), E(x(i)))) - log D(G(z(i)), z(i))]
+    with s.D.frozen():
+        loss, stats = objective.ge_loss(s.D.local, x, s.E.net(x), s.G.net(z), z)
+        s.G.zero_grad()
+        s.E.zero_grad()
+        loss.backward()
+        s.G.step()
+        s.E.step()
+    return stats

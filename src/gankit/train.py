@@ -35,7 +35,7 @@ from gankit.models import has_batchnorm
 from gankit.monitor import build as build_monitor
 from gankit.noise import sample_noise
 from gankit.state import TrainState, player, update_ema
-from gankit.steps import d_step, g_step, simultaneous_step
+from gankit.steps import bigan_d_step, bigan_ge_step, d_step, g_step, simultaneous_step
 
 __all__ = ["fit", "train", "GAN", "build", "NonFiniteError", "update_ema"]
 N_FIXED = 100  # fixed-noise samples drawn for the pictures (2,500 for toys)
@@ -56,7 +56,7 @@ def fit(cfg: Config, run_dir: str | Path, resume: bool = False, force: bool = Fa
     """`train`, also returning the trained GAN. `hooks`: more `gankit.hooks.Hook`s, run after gankit's own."""
     with _StopRequest() as stop:  # a signal from here on is a request, obeyed after a whole step
         run = _start(cfg, Path(run_dir), resume, force, progress, data)
-        params = sum(p.numel() for net in (run.gan.G, run.gan.D) for p in net.parameters())
+        params = sum(p.numel() for net in (run.gan.G, run.gan.D, run.gan.E) if net is not None for p in net.parameters())
         try:
             with threads.using(threads.resolve(cfg.threads, params)):  # sharing the machine: gankit.threads
                 return _loop(cfg, run, stop, hooks or [])
@@ -68,6 +68,8 @@ def _loop(cfg: Config, run: "_Run", stop: "_StopRequest", extra_hooks: list) -> 
     s, batches, objective, hooks = run.state, run.batches, run.objective, run.hooks + extra_hooks
     summary = {"step": s.step, "total_steps": run.total, "run_dir": str(run.dir),
                "threads": torch.get_num_threads()}
+    # a BiGAN's D judges (x, E(x)) against (G(z), z), and G's update trains E with it (the same loop)
+    d_update, g_update = (bigan_d_step, bigan_ge_step) if s.E is not None else (d_step, g_step)
     try:
         while s.step < run.total:
             s.schedule(cfg, batches.epoch_at(s.step))  # lr / decay^t and SGD momentum at this epoch
@@ -75,8 +77,8 @@ def _loop(cfg: Config, run: "_Run", stop: "_StopRequest", extra_hooks: list) -> 
             if cfg.update == "alternating":
                 for j in range(cfg.k):  # for k steps: update D on a fresh real minibatch
                     x, c = batches(b + j)
-                    stats = d_step(s, objective, x, c)
-                stats |= g_step(s, objective, c, x_real=x)  # then one step on G (conditional: on the last c)
+                    stats = d_update(s, objective, x, c)
+                stats |= g_update(s, objective, c, x_real=x)  # then one step on G (conditional: on the last c)
             else:
                 stats = simultaneous_step(s, objective, *batches(b))
             s.update_ema()
@@ -156,6 +158,8 @@ def _start(cfg: Config, run_dir: Path, resume: bool, force: bool, progress: bool
         stacked = cfg.seeds > 1  # a seed ensemble (gankit.ensemble): stacked networks, the same loop
         if stacked and world > 1:
             raise ConfigError("config key 'seeds': seed ensembles run in one process, not under torchrun")
+        if cfg.encoder and world > 1:
+            raise ConfigError("config key 'encoder': the jointly trained encoder runs in one process, not under torchrun")
         # data problems surface here, before anything is written
         gan = (ensemble.build if stacked else build)(cfg, data, device)
         data = gan.data
@@ -176,10 +180,12 @@ def _start(cfg: Config, run_dir: Path, resume: bool, force: bool, progress: bool
         noise = ensemble.Noise(cfg, m, device) if stacked else shard_noise  # an ensemble: each member its own z
         G, D = player(gan.G, cfg, cfg.lr, world > 1), player(gan.D, cfg, cfg.lr_d or cfg.lr, world > 1)
         s = (ensemble.State if stacked else TrainState)(G, D, noise, device, gan.G_ema, cfg.ema)
+        if gan.E is not None:  # BiGAN: E trains with G, at G's learning rate
+            s.E = player(gan.E, cfg, cfg.lr)
         if resume:
             try:
                 s.load_state_dict(saved)
-                check_finite_weights(run_dir / "checkpoints" / "last.pt", s.G.master, s.D.master, s.G_ema)
+                check_finite_weights(run_dir / "checkpoints" / "last.pt", s.G.master, s.D.master, s.G_ema, gan.E)
             except (RuntimeError, KeyError, ValueError, TypeError, AttributeError, IndexError) as e:
                 if isinstance(e, GankitError):
                     raise

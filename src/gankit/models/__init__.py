@@ -13,7 +13,8 @@ from torch import nn
 from gankit.errors import CheckpointError, ConfigError
 from gankit.models.layers import MinibatchStd, Packed
 from gankit.models.conv import DCGANDiscriminator, DCGANGenerator
-from gankit.models.mlp import BNMLPGenerator, MLPDiscriminator, MLPGenerator, TutorialDiscriminator
+from gankit.models.mlp import (BNMLPGenerator, JointDiscriminator, MLPDiscriminator, MLPEncoder, MLPGenerator,
+                               TutorialDiscriminator)
 from gankit.models.paper import (PaperConvDiscriminator, PaperConvGenerator, PaperDiscriminator, PaperGenerator,
                                  output_bias_from_mean)
 from gankit.registry import Entry
@@ -24,7 +25,7 @@ __all__ = ["MLPGenerator", "MLPDiscriminator", "PaperGenerator", "PaperDiscrimin
 # the classes a checkpoint may name (nothing else is ever constructed from a file)
 NETWORKS = {cls.__name__: cls for cls in (MLPGenerator, MLPDiscriminator, BNMLPGenerator, TutorialDiscriminator,
                                           DCGANGenerator, DCGANDiscriminator, PaperGenerator, PaperDiscriminator,
-                                          PaperConvGenerator, PaperConvDiscriminator)}
+                                          PaperConvGenerator, PaperConvDiscriminator, JointDiscriminator, MLPEncoder)}
 
 
 def _output_for(data) -> str:
@@ -78,6 +79,21 @@ MODELS: dict[str, Entry] = {
 }
 
 
+# BiGAN / ALI (--encoder): per model, E's and the joint D's (hidden, layers, z_hidden) -- D's own sizes where it
+# has them (the toy MLP: plain concatenation of x and z), the tutorial D's 512-wide layers for bn-mlp
+ENCODER_MODELS = {"mlp": lambda cfg: (cfg.hidden, cfg.layers, 0), "bn-mlp": lambda cfg: (512, 2, 256)}
+
+
+def _with_encoder(cfg, data, arch: dict) -> dict:
+    """The architecture of a BiGAN: E: x -> z (an MLP) and D(x, z) on pairs in place of D(x)."""
+    hidden, layers, z_hidden = ENCODER_MODELS[cfg.model](cfg)
+    if data.kind == "image" and cfg.model == "mlp":
+        z_hidden = hidden
+    D = _net(JointDiscriminator, x_dim=data.dim, z_dim=cfg.z_dim, hidden=hidden, layers=layers, z_hidden=z_hidden)
+    return {**arch, "D": {**D, **({"spectral_norm": True} if cfg.spectral_norm else {})},
+            "E": _net(MLPEncoder, x_dim=data.dim, z_dim=cfg.z_dim, hidden=max(hidden, 256), layers=max(layers, 3))}
+
+
 def n_classes_of(data) -> int:
     """The number of classes a conditional model is given: the dataset's, when it has labels of two or more."""
     if data.labels is None:
@@ -123,6 +139,8 @@ def architecture(cfg, data) -> dict:
         D = {**D, "kwargs": kw, "minibatch_std": extra}
     if cfg.spectral_norm:
         D = {**D, "spectral_norm": True}
+    if getattr(cfg, "encoder", False):
+        return _with_encoder(cfg, data, {"G": G, "D": D})
     return {"G": G, "D": D}
 
 
@@ -145,6 +163,16 @@ def construct(arch: dict) -> tuple[nn.Module, nn.Module]:
             net = Packed(net, int(spec["pack"]))
         nets.append(net)
     return nets[0], nets[1]
+
+
+def construct_encoder(arch: dict) -> nn.Module | None:
+    """E of a BiGAN architecture (None when it has none); initialisation uses the current torch RNG."""
+    spec = arch.get("E")
+    if spec is None:
+        return None
+    if spec.get("class") != MLPEncoder.__name__:
+        raise CheckpointError(f"unknown network class {spec.get('class')!r} for E")
+    return MLPEncoder(**spec["kwargs"])
 
 
 def spectral_normalise(net: nn.Module) -> nn.Module:

@@ -103,3 +103,24 @@ class TutorialDiscriminator(nn.Sequential):
 
     def forward(self, x: torch.Tensor, c: torch.Tensor | None = None) -> torch.Tensor:
         return super().forward(_d_input(self, x, c)).squeeze(-1)
+
+
+class MLPEncoder(nn.Sequential):
+    """E(x): x_dim -> `layers` x (Linear, LeakyReLU 0.2) of width `hidden` -> z_dim (flat data)."""
+
+    def __init__(self, x_dim: int, z_dim: int, hidden: int = 256, layers: int = 3):
+        super().__init__(*_stack(x_dim, hidden, layers, z_dim, lambda: nn.LeakyReLU(0.2)))
+
+
+class JointDiscriminator(nn.Module):
+    """D(x, z) as a logit on a pair (BiGAN / ALI): z through a small branch (Linear z_hidden, LeakyReLU 0.2; plain
+    z when z_hidden = 0), concatenated with x, then `layers` x (Linear, LeakyReLU 0.2) of width `hidden` -> 1."""
+
+    def __init__(self, x_dim: int, z_dim: int, hidden: int = 256, layers: int = 3, z_hidden: int = 0):
+        super().__init__()
+        self.z_branch = nn.Sequential(nn.Linear(z_dim, z_hidden), nn.LeakyReLU(0.2)) if z_hidden else nn.Identity()
+        self.body = nn.Sequential(*_stack(x_dim + (z_hidden or z_dim), hidden, layers, 1, lambda: nn.LeakyReLU(0.2)))
+        self.n_classes = 0
+
+    def forward(self, x: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
+        return self.body(torch.cat([x, self.z_branch(z)], 1)).squeeze(-1)
