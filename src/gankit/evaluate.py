@@ -98,7 +98,9 @@ def run_metric(run_dir: str | Path, metric: str, n_samples: int | None = None, s
     every member with the ensemble's mean, std, min and max of each number (`members`, `ensemble`)."""
     if metric not in METRICS:
         raise UsageError(f"unknown metric '{metric}' (choose from {', '.join(METRICS)})")
-    n = rundir.read_config(run_dir).seeds if rundir.holds_run(Path(run_dir)) else 1
+    from gankit.config import n_members
+
+    n = n_members(rundir.read_config(run_dir)) if rundir.holds_run(Path(run_dir)) else 1
     if n > 1 and member is None:
         from gankit.ensemble import spread
 
