@@ -31,8 +31,8 @@ PRECISIONS = ("fp32", "bf16")
 PIXEL_RANGES = ("01", "pm1")
 SPLITS = ("train", "valid", "trainval", "test")
 
-__all__ = ["Config", "ConfigError", "PRESETS", "settle", "from_dict", "load", "dumps", "diff", "run_keys", "member_config",
-           "n_members", "parse_sweep"]
+__all__ = ["Config", "ConfigError", "PRESETS", "settle", "from_dict", "load", "dumps", "diff", "run_keys",
+           "member_config", "n_members", "parse_sweep"]
 
 
 def _f(default, help: str, role: str = "run"):

@@ -2,9 +2,9 @@
 
 Member e is the plain run `member_config(cfg, e)`: seed `seed + e` (with `--sweep KEY=V1,V2,...`: value
 e // seeds of KEY and seed `seed + e % seeds`, every value on the same seeds), initialised exactly as that run
-initialises its nets, with that run's noise stream (its own generator, seeded as that run seeds its global one), its data order and
-its own optimiser state and weight average. Nothing of the training loop changes: the stacked networks
-take and return tensors with a member dimension after the sample dimension,
+initialises its nets, with that run's noise stream (its own generator, seeded as that run seeds its global one),
+its data order and its own optimiser state and weight average. Nothing of the training loop changes: the stacked
+networks take and return tensors with a member dimension after the sample dimension,
 
     G: z [m, E, z_dim] -> x [m, E, d],    D: x [m, E, d] -> logits [m, E],
 
@@ -45,7 +45,6 @@ from gankit.noise import sample_noise
 from gankit.state import Player, TrainState
 
 SUPPORTED_MODELS = ("mlp", "bn-mlp")
-MAX_MEMBERS = 1000
 OPTIMISER_KEYS = ("lr", "lr_d", "momentum", "beta2")
 PENALTY_KEYS = {"r1": "r1", "r2": "r2", "gp_weight": "gp"}  # swept key -> the penalty it weighs
 
@@ -211,8 +210,8 @@ def member_state(state: dict, e: int | None, path) -> dict:
     if e is None:
         c = state.get("config", {})
         what = f"sweep {c['sweep']} x " if c.get("sweep") else ""
-        raise UsageError(f"{path} holds an ensemble of {n} GANs ({what}seeds {c.get('seed')}..{c.get('seed', 0) + c.get('seeds', n) - 1}); "
-                         f"choose one with --member 0..{n - 1}")
+        what += f"seeds {c.get('seed', 0)}..{c.get('seed', 0) + c.get('seeds', n) - 1}"
+        raise UsageError(f"{path} holds an ensemble of {n} GANs ({what}); choose one with --member 0..{n - 1}")
     if not 0 <= e < n:
         raise UsageError(f"--member must be in [0, {n - 1}] for this ensemble of {n}, got {e}")
     try:

@@ -163,8 +163,9 @@ def _start(cfg: Config, run_dir: Path, resume: bool, force: bool, progress: bool
         reals_per_step = cfg.k if cfg.update == "alternating" else 1
         labels = data.labels.to(device) if cfg.conditional else None  # conditional: c flows with x through the steps
         batches = Batches(data.x.to(device), cfg.batch_size, cfg.seed, rank, world, labels, reals_per_step) \
-            if not stacked else ensemble.Batches(data.x.to(device), cfg.batch_size, [
-                ensemble.member_config(cfg, e).seed for e in range(ensemble.n_members(cfg))], reals_per_step=reals_per_step)
+            if not stacked else ensemble.Batches(data.x.to(device), cfg.batch_size,
+                                                 [ensemble.member_config(cfg, e).seed for e in range(
+                                                     ensemble.n_members(cfg))], reals_per_step=reals_per_step)
         total = cfg.steps if cfg.steps is not None else batches.steps_for(cfg.epochs)
         m = cfg.batch_size
 
