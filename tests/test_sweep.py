@@ -231,4 +231,9 @@ def test_eval_covers_every_member_of_a_sweep(tmp_path, capsys):
     run = tmp_path / "r"
     fit(tiny(seeds=1, steps=3, sweep="ema=0.5,0.9"), run, progress=False)
     assert main(["eval", str(run), "--metric", "modes", "--n-samples", "300", "--json"]) == 0
-    assert len(json.loads(capsys.readouterr().out)["members"]) == 2
+    result = json.loads(capsys.readouterr().out)
+    assert len(result["members"]) == 2 and [v["value"] for v in result["sweep"]["values"]] == [0.5, 0.9]
+    for v, row in zip(result["sweep"]["values"], result["members"]):  # one seed per value: its member's numbers
+        assert v["modes_covered"]["mean"] == row["modes_covered"]
+    assert main(["eval", str(run), "--metric", "modes", "--n-samples", "300"]) == 0
+    assert "ema 0.9: modes_covered" in capsys.readouterr().out
