@@ -505,8 +505,9 @@ def summary_line(summary: dict) -> str:
     n = summary["members"][0]["modes"]["n_modes"]
     if "sweep" in summary:
         ranked = summary["sweep"]["ranked"]
-        each = ", ".join(f"{r['value']:g}: {r['modes_covered']['mean']:.1f} ± {r['modes_covered']['std']:.1f}/{n} "
-                         f"modes, high-quality {r['high_quality_fraction']['mean']:.1%}" for r in ranked)
+        each = " | ".join(f"{r['value']:g}: {r['modes_covered']['mean']:.1f} ± {r['modes_covered']['std']:.1f}/{n} "
+                          f"modes, high-quality {r['high_quality_fraction']['mean']:.1%} ± "
+                          f"{r['high_quality_fraction']['std']:.1%}" for r in ranked)
         return f"; {summary['sweep']['key']} over {len(ranked[0]['seeds'])} seeds, best first: {each}"
     mc, hq = ens["modes_covered"], ens["high_quality_fraction"]
     return (f"; {len(summary['members'])} seeds: modes covered {mc['mean']:.1f} ± {mc['std']:.1f}/{n} "
