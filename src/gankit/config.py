@@ -7,6 +7,7 @@ receives that object and never reads argv. Loading a TOML file only parses data.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 import tomllib
 import types
@@ -30,7 +31,8 @@ PRECISIONS = ("fp32", "bf16")
 PIXEL_RANGES = ("01", "pm1")
 SPLITS = ("train", "valid", "trainval", "test")
 
-__all__ = ["Config", "ConfigError", "PRESETS", "settle", "from_dict", "load", "dumps", "diff", "run_keys"]
+__all__ = ["Config", "ConfigError", "PRESETS", "settle", "from_dict", "load", "dumps", "diff", "run_keys",
+           "member_config", "n_members", "parse_sweep"]
 
 
 def _f(default, help: str, role: str = "run"):
@@ -96,6 +98,8 @@ class Config:
     seed: int = _f(0, "random seed")
     seeds: int = _f(1, "train N independent GANs in one process, seeds seed .. seed+N-1, as stacked networks "
                     "(a seed ensemble; toy MLPs)")
+    sweep: str = _f("", "KEY=V1,V2,...: train the seed ensemble once per value of one config key (lr, lr_d, momentum, "
+                    "beta2, ema, r1, r2, gp_weight), every value on the same --seeds; one key per run ('' = off)")
     device: str = _f("auto", "auto | cpu | cuda", "exec")
     precision: str = _f("fp32", "fp32 | bf16 (training passes on bf16 copies of the weights; fp32 masters)")
     out: str | None = _f(None, "run directory (default runs/<dataset>-<time>)", "exec")
@@ -224,11 +228,12 @@ def validate(cfg: Config) -> Config:
         raise ConfigError(f"config key 'seed' must be in [0, 2^32), got {cfg.seed!r}")
     if not 1 <= cfg.seeds <= 1000 or cfg.seed + cfg.seeds > 2**32:
         raise ConfigError(f"config key 'seeds' must be in [1, 1000] with seed + seeds <= 2^32, got {cfg.seeds!r}")
-    if cfg.seeds > 1:
+    sweep = parse_sweep(cfg.sweep)
+    if cfg.seeds > 1 or sweep:
         from gankit.ensemble import unsupported
 
         if unsupported(cfg):
-            raise ConfigError(f"config key 'seeds': {unsupported(cfg)}")
+            raise ConfigError(f"config key '{'sweep' if sweep else 'seeds'}': {unsupported(cfg)}")
     if cfg.sample_every < 0:
         raise ConfigError(f"config key 'sample_every' must be >= 0 (0 = every epoch), got {cfg.sample_every!r}")
     if (cfg.steps is None) == (cfg.epochs is None):
@@ -291,6 +296,7 @@ def validate(cfg: Config) -> Config:
     if cfg.update == "simultaneous" and cfg.k != 1:
         raise ConfigError(f"config key 'k': the simultaneous update makes one D and one G update per minibatch, "
                           f"so k must be 1, got {cfg.k}")
+    _validate_sweep(cfg)
     return cfg
 
 
@@ -309,7 +315,86 @@ def encoder_unsupported(cfg: Config) -> str | None:
                            ("precision", "fp32", "bf16 precision"), ("tensorboard", False, "--tensorboard")):
         if getattr(cfg, key) != off:
             return f"does not support {what} yet"
+    if cfg.sweep:
+        return "does not support --sweep yet"
     return None
+
+
+# keys a sweep may vary: none changes a tensor's shape, so the members still stack
+SWEEPABLE = ("lr", "lr_d", "momentum", "beta2", "ema", "r1", "r2", "gp_weight")
+MAX_MEMBERS = 1000
+
+
+@functools.lru_cache(maxsize=64)
+def parse_sweep(text: str) -> tuple[str, tuple] | None:
+    """'KEY=V1,V2,...' as (key, values of the key's type), None for ''; ConfigError for an unknown or unsweepable
+    key, a value of the wrong type, fewer than two values or a repeated one (the values' ranges: `validate`)."""
+    if not text:
+        return None
+    key, sep, rest = text.partition("=")
+    key = key.strip().replace("-", "_")
+    if not sep or not key:
+        raise ConfigError(f"config key 'sweep' must be KEY=V1,V2,... (e.g. lr=1e-4,1e-3), got {text!r}")
+    if key not in SWEEPABLE:
+        raise ConfigError(f"config key 'sweep': cannot sweep '{key}' (choose from {', '.join(SWEEPABLE)}: the keys "
+                          f"that leave the networks' shapes alone)")
+    typ = FIELD_TYPES[key][0]
+    values = []
+    for word in rest.split(","):
+        try:
+            values.append(typ(word.strip()))
+        except ValueError:
+            raise ConfigError(f"config key 'sweep': {key} value {word.strip()!r} is not a {typ.__name__}") from None
+    if len(values) < 2:
+        raise ConfigError(f"config key 'sweep': give at least 2 values of {key}, got {text!r}")
+    repeated = [v for i, v in enumerate(values) if v in values[:i]]
+    if repeated:
+        raise ConfigError(f"config key 'sweep': {key} value {repeated[0]!r} is given twice")
+    return key, tuple(values)
+
+
+def _validate_sweep(cfg: Config) -> tuple[str, tuple] | None:
+    """The parsed sweep, each value checked by the rules of its plain key (a config with that value must validate)
+    and against what the rest of the config uses."""
+    sweep = parse_sweep(cfg.sweep)
+    if sweep is None:
+        return None
+    key, values = sweep
+    if cfg.seeds * len(values) > MAX_MEMBERS:
+        raise ConfigError(f"config key 'sweep': {len(values)} values x {cfg.seeds} seeds is more than {MAX_MEMBERS} "
+                          f"members")
+    if key == "gp_weight" and cfg.objective != "wgan-gp":
+        raise ConfigError(f"config key 'sweep': gp_weight is wgan-gp's; objective '{cfg.objective}' ignores it")
+    if key == "beta2" and cfg.optimizer != "adam":
+        raise ConfigError(f"config key 'sweep': beta2 is Adam's; optimizer '{cfg.optimizer}' ignores it")
+    if key == "ema" and 0 in values:
+        raise ConfigError("config key 'sweep': ema values must be > 0 (0 turns the weight average off, which every "
+                          "member of one run shares)")
+    for v in values:
+        try:
+            validate(dataclasses.replace(cfg, sweep="", seeds=1, **{key: v}))
+        except ConfigError as e:
+            raise ConfigError(f"config key 'sweep': {key} = {v!r}: {e}") from None
+    return sweep
+
+
+def n_members(cfg: Config) -> int:
+    """GANs a run trains: seeds x (values swept, 1 without a sweep)."""
+    sweep = parse_sweep(cfg.sweep)
+    return cfg.seeds * (len(sweep[1]) if sweep else 1)
+
+
+def member_config(cfg: Config, e: int) -> Config:
+    """The plain run that member e of a seed ensemble is: value e // seeds of the sweep, seed cfg.seed + e % seeds
+    (every value trained on the same seeds, so values compare seed by seed)."""
+    n = n_members(cfg)
+    if not 0 <= e < n:
+        raise IndexError(f"member {e} of a run of {n}")
+    changes = {"seed": cfg.seed + e % cfg.seeds, "seeds": 1, "sweep": ""}
+    sweep = parse_sweep(cfg.sweep)
+    if sweep:
+        changes[sweep[0]] = sweep[1][e // cfg.seeds]
+    return dataclasses.replace(cfg, **changes)
 
 
 def from_dict(values: dict, base: Config | None = None) -> Config:
@@ -394,7 +479,7 @@ def load(path: str | Path) -> Config:
 
 
 # run keys newer than saved runs; their defaults change nothing
-ADDED_LATER = ("sgd_form", "d_loss_scale", "conditional", "seeds", "encoder")
+ADDED_LATER = ("sgd_form", "d_loss_scale", "conditional", "seeds", "encoder", "sweep")
 
 
 def load_complete(path: str | Path) -> Config:

@@ -1,9 +1,10 @@
 """Seed ensembles: N independent GANs trained in one process as stacked networks (`gankit train --seeds N`).
 
-Member e is the plain run with seed `seed + e`: initialised exactly as that run initialises its nets, with
-that run's noise stream (its own generator, seeded as that run seeds its global one), its data order and
-its own optimiser state and weight average. Nothing of the training loop changes: the stacked networks
-take and return tensors with a member dimension after the sample dimension,
+Member e is the plain run `member_config(cfg, e)`: seed `seed + e` (with `--sweep KEY=V1,V2,...`: value
+e // seeds of KEY and seed `seed + e % seeds`, every value on the same seeds), initialised exactly as that run
+initialises its nets, with that run's noise stream (its own generator, seeded as that run seeds its global one),
+its data order and its own optimiser state and weight average. Nothing of the training loop changes: the stacked
+networks take and return tensors with a member dimension after the sample dimension,
 
     G: z [m, E, z_dim] -> x [m, E, d],    D: x [m, E, d] -> logits [m, E],
 
@@ -11,7 +12,9 @@ so `len(x)` is still m, real and generated batches still concatenate along dim 0
 every loss is still a mean over the batch. That mean runs over E * m logits, which scales each member's
 gradient by 1/E; `Game` multiplies both players' losses (and D's penalties) by E, so every member's
 gradient is a plain run's. Adam and SGD update each element on its own, so one optimiser over stacked
-parameters is E independent optimisers; the weight average is elementwise too.
+parameters is E independent optimisers; the weight average is elementwise too. A sweep of an optimiser key swaps
+in `optim.MemberAdam`/`MemberSGD`, which take each member's lr, betas or momentum as tensors [E] over the leading
+member dimension; a sweep of ema or of a penalty weight does the same for the average's decay and the penalty.
 
 A stacked network is the plain network with every `nn.Linear` replaced by an `EnsembleLinear` (weight
 [E, out, in], one batched matrix product per layer): the parameter names stay the plain ones with a
@@ -32,30 +35,34 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from gankit import optim
+from gankit.config import member_config, n_members, parse_sweep
 from gankit.data import Batches as PlainBatches
 from gankit.data.toy import eval_samples
 from gankit.errors import CheckpointError, ConfigError, UsageError, on_disk
 from gankit.hooks import Hook, check_finite
 from gankit.noise import sample_noise
-from gankit.state import TrainState
+from gankit.state import Player, TrainState
 
 SUPPORTED_MODELS = ("mlp", "bn-mlp")
-MAX_MEMBERS = 1000
+OPTIMISER_KEYS = ("lr", "lr_d", "momentum", "beta2")
+PENALTY_KEYS = {"r1": "r1", "r2": "r2", "gp_weight": "gp"}  # swept key -> the penalty it weighs
 
 
 def unsupported(cfg) -> str | None:
-    """Why `cfg.seeds > 1` cannot run with the rest of `cfg` (one line), or None when it can."""
-    if cfg.seeds <= 1:
+    """Why `cfg.seeds > 1` (or `cfg.sweep`) cannot run with the rest of `cfg` (one line), or None when it can."""
+    if n_members(cfg) <= 1:
         return None
+    who = "--sweep" if cfg.sweep else "--seeds > 1"
     if cfg.model not in SUPPORTED_MODELS:
-        return f"--seeds > 1 supports model {', '.join(SUPPORTED_MODELS)} so far, not '{cfg.model}'"
+        return f"{who} supports model {', '.join(SUPPORTED_MODELS)} so far, not '{cfg.model}'"
     if cfg.model == "bn-mlp" and cfg.precision != "fp32":
-        return "--seeds > 1 runs bn-mlp in fp32 only so far"
+        return f"{who} runs bn-mlp in fp32 only so far"
     for key, off, what in (("conditional", False, "--conditional"), ("pack", 1, "packing (--pack)"), ("minibatch_std", False, "--minibatch-std"),
                            ("spectral_norm", False, "--spectral-norm"), ("monitor", "", "the validation --monitor"),
                            ("tensorboard", False, "--tensorboard")):
         if getattr(cfg, key) != off:
-            return f"--seeds > 1 does not support {what} yet"
+            return f"{who} does not support {what} yet"
     return None
 
 
@@ -151,9 +158,21 @@ def members_of(arch: dict) -> int:
     return int(arch.get("members", 1))
 
 
+def swept(cfg) -> tuple[str, list] | None:
+    """(key, each member's value) of the run's sweep, or None."""
+    sweep = parse_sweep(cfg.sweep)
+    if sweep is None:
+        return None
+    return sweep[0], [getattr(member_config(cfg, e), sweep[0]) for e in range(n_members(cfg))]
+
+
+def _per_member(values) -> torch.Tensor:
+    return torch.tensor([float(v) for v in values], dtype=torch.float64)
+
+
 def build(cfg, data=None, device=None):
-    """The ensemble's GAN: member e initialised as `gankit.gan.build` initialises the run with seed cfg.seed + e
-    (same RNG seeding, same construction order), then stacked."""
+    """The ensemble's GAN: member e initialised as `gankit.gan.build` initialises `member_config(cfg, e)` (same RNG
+    seeding, same construction order), then stacked."""
     from gankit.data import load_dataset
     from gankit.device import resolve_device
     from gankit.gan import GAN
@@ -166,38 +185,45 @@ def build(cfg, data=None, device=None):
     if data is None:
         data = load_dataset(cfg.dataset, cfg.split, cfg.data_dir, cfg.subset, cfg.pixel_range,
                             image_size=cfg.image_size)
-    Gs, Ds, arch = [], [], None
-    for e in range(cfg.seeds):
-        torch.manual_seed(cfg.seed + e)
+    Gs, Ds, arch, n = [], [], None, n_members(cfg)
+    for e in range(n):
+        torch.manual_seed(member_config(cfg, e).seed)
         arch = architecture(cfg, data)
         G, D = construct(arch)
         Gs.append(G)
         Ds.append(D)
     G, D = stack(Gs), stack(Ds)
-    G_ema = copy.deepcopy(G).requires_grad_(False).to(device) if cfg.ema > 0 else None
-    return GAN(G.to(device), D.to(device), cfg, data.spec(), device, G_ema, {**arch, "members": cfg.seeds}, data)
+    G_ema = copy.deepcopy(G).requires_grad_(False).to(device) if member_config(cfg, 0).ema > 0 else None
+    return GAN(G.to(device), D.to(device), cfg, data.spec(), device, G_ema, {**arch, "members": n}, data)
 
 
 def member_state(state: dict, e: int | None, path) -> dict:
-    """A checkpoint dict of an ensemble run turned into member e's plain one (config seed + e, plain arch and
-    weights), which `gankit.gan.from_checkpoint` loads like any run's."""
+    """A checkpoint dict of an ensemble run turned into member e's plain one (config `member_config(cfg, e)`, plain
+    arch and weights), which `gankit.gan.from_checkpoint` loads like any run's."""
+    from gankit.config import from_dict
+
     n = members_of(state.get("arch", {})) if isinstance(state.get("arch"), dict) else 1
     if n == 1:
         if e not in (None, 0):
             raise UsageError(f"--member {e}: {path} holds one GAN, not an ensemble")
         return state
     if e is None:
-        raise UsageError(f"{path} holds an ensemble of {n} GANs (seeds {state['config']['seed']}.."
-                         f"{state['config']['seed'] + n - 1}); choose one with --member 0..{n - 1}")
+        c = state.get("config", {})
+        what = f"sweep {c['sweep']} x " if c.get("sweep") else ""
+        what += f"seeds {c.get('seed', 0)}..{c.get('seed', 0) + c.get('seeds', n) - 1}"
+        raise UsageError(f"{path} holds an ensemble of {n} GANs ({what}); choose one with --member 0..{n - 1}")
     if not 0 <= e < n:
         raise UsageError(f"--member must be in [0, {n - 1}] for this ensemble of {n}, got {e}")
     try:
-        out = {**state, "config": {**state["config"], "seed": state["config"]["seed"] + e, "seeds": 1},
+        cfg = from_dict(state["config"])
+        if n_members(cfg) != n:
+            raise CheckpointError(f"checkpoint {path} holds {n} members, its config makes {n_members(cfg)}")
+        out = {**state, "config": member_config(cfg, e).to_dict(),
                "arch": {k: v for k, v in state["arch"].items() if k != "members"}}
         for key in ("G", "D", "G_ema"):
             if key in state:
                 out[key] = unstack(state[key], e)
-    except (KeyError, TypeError, IndexError, AttributeError) as err:
+    except (KeyError, TypeError, IndexError, AttributeError, ConfigError) as err:
         raise CheckpointError(f"checkpoint {path} does not hold a complete ensemble: {type(err).__name__}: {err}") \
             from None
     return out
@@ -217,17 +243,17 @@ def member(gan, e: int):
         G_ema = copy.deepcopy(G).requires_grad_(False)
         G_ema.load_state_dict(unstack(gan.G_ema.state_dict(), e))
         G_ema = G_ema.to(gan.device)
-    cfg = dataclasses.replace(gan.cfg, seed=gan.cfg.seed + e, seeds=1)
+    cfg = member_config(gan.cfg, e)
     return GAN(G.to(gan.device), D.to(gan.device), cfg, gan.spec, gan.device, G_ema, arch, gan._data, gan.step)
 
 
 class Batches:
-    """Each member's minibatches in its own data order (a plain run's `Batches` with seed + e), stacked as
+    """Each member's minibatches in its own data order (a plain run's `Batches` with its seed), stacked as
     [m, E, ...]; counting (epochs, steps) is the plain runs' own."""
 
-    def __init__(self, x: torch.Tensor, m: int, seed: int, rank: int = 0, world: int = 1, labels=None,
-                 reals_per_step: int = 1, members: int = 1):
-        self.members = [PlainBatches(x, m, seed + e, rank, world, labels, reals_per_step) for e in range(members)]
+    def __init__(self, x: torch.Tensor, m: int, seeds: list[int], rank: int = 0, world: int = 1, labels=None,
+                 reals_per_step: int = 1):
+        self.members = [PlainBatches(x, m, seed, rank, world, labels, reals_per_step) for seed in seeds]
         first = self.members[0]
         self.per_epoch, self.reals_per_step = first.per_epoch, first.reals_per_step
         self.epoch_at, self.steps_for, self.epoch_ends_at, self.first_of = (first.epoch_at, first.steps_for,
@@ -239,12 +265,13 @@ class Batches:
 
 
 class Noise:
-    """Each member's m noise vectors from its own generator, seeded as the plain run with seed + e seeds its global
-    one for training (seed + e + 1), stacked as [m, E, z_dim]."""
+    """Each member's m noise vectors from its own generator, seeded as the member's plain run seeds its global one
+    for training (its seed + 1), stacked as [m, E, z_dim]."""
 
     def __init__(self, cfg, m: int, device):
         self.cfg, self.m, self.device = cfg, m, torch.device(device)
-        self.generators = [torch.Generator(self.device).manual_seed(cfg.seed + e + 1) for e in range(cfg.seeds)]
+        self.generators = [torch.Generator(self.device).manual_seed(member_config(cfg, e).seed + 1)
+                           for e in range(n_members(cfg))]
 
     def __call__(self) -> torch.Tensor:
         return torch.stack([sample_noise(self.m, self.cfg.z_dim, self.cfg.noise, self.device, g)
@@ -263,7 +290,40 @@ class Noise:
 
 @dataclasses.dataclass
 class State(TrainState):
-    """The train state of an ensemble: a plain one whose checkpoint also holds the members' noise generators."""
+    """The train state of an ensemble: a plain one whose checkpoint also holds the members' noise generators. Under
+    a sweep of an optimiser key (`cfg`), each player's optimiser is a `MemberAdam`/`MemberSGD` whose per-member lr
+    (and momentum) the schedule sets from each member's own config; under a sweep of ema, each member's weight
+    average decays at its own rate."""
+
+    cfg: object = None  # the ensemble's config (None: every member trains with the config's own values)
+
+    def __post_init__(self):
+        self.members = [] if self.cfg is None else [member_config(self.cfg, e) for e in range(n_members(self.cfg))]
+        key = parse_sweep(self.cfg.sweep)[0] if self.cfg is not None and self.cfg.sweep else None
+        self.emas = _per_member(c.ema for c in self.members) if key == "ema" else None
+        if key in OPTIMISER_KEYS:
+            for p, role in ((self.G, "G"), (self.D, "D")):
+                p.opt = _member_optimiser(self.cfg, self.members, p, role)
+
+    def schedule(self, cfg, epoch: float) -> None:
+        super().schedule(cfg, epoch)
+        for p, role in ((self.G, "G"), (self.D, "D")):
+            if isinstance(p.opt, (optim.MemberAdam, optim.MemberSGD)):
+                now = [optim.schedule_at(c, _base_lr(c, role), self.step, epoch) for c in self.members]
+                p.opt.hyper["lr"] = _per_member(lr for lr, _ in now)
+                if isinstance(p.opt, optim.MemberSGD):
+                    p.opt.hyper["momentum"] = _per_member(mu for _, mu in now)
+
+    @torch.no_grad()
+    def update_ema(self) -> None:
+        if self.G_ema is None or self.emas is None:
+            return super().update_ema()
+        decay = self.emas.clamp(max=(1 + self.step) / (10 + self.step))  # each member's min(ema, ramp)
+        for avg, p in zip(self.G_ema.parameters(), self.G.master.parameters()):
+            avg.lerp_(p, optim._per_member(1 - decay, p))
+        buffers = list(self.G_ema.buffers())
+        if buffers:
+            torch._foreach_copy_(buffers, list(self.G.master.buffers()))
 
     def state_dict(self) -> dict:
         return {**super().state_dict(), "noise_rng": self.noise.state_dict()}
@@ -273,13 +333,35 @@ class State(TrainState):
         self.noise.load_state_dict(state["noise_rng"])
 
 
+def _base_lr(c, role: str) -> float:
+    return c.lr if role == "G" else c.lr_d or c.lr
+
+
+def _member_optimiser(cfg, members: list, p: Player, role: str) -> torch.optim.Optimizer:
+    """The player's optimiser with each member's own hyperparameters (tensors [E])."""
+    params, lr = list(p.master.parameters()), _per_member(_base_lr(c, role) for c in members)
+    if cfg.optimizer == "adam":
+        return optim.MemberAdam(params, lr, _per_member(c.momentum for c in members),
+                                _per_member(c.beta2 for c in members))
+    return optim.MemberSGD(params, lr, _per_member(c.momentum for c in members))
+
+
 class Game:
     """An objective for stacked networks: the plain game's losses and stats (means over all E * m logits), the
     losses and D's penalties multiplied by E so that each member's gradient is the plain run's. Gradient penalties
-    stay per member: the penalty's samples are indexed by (sample, member)."""
+    stay per member: the penalty's samples are indexed by (sample, member); a swept penalty weight weighs each
+    member's samples by its own value."""
 
-    def __init__(self, game, members: int):
-        self.game, self.E = game, float(members)
+    def __init__(self, game, cfg):
+        from gankit.objectives import Penalties
+
+        self.game, self.E = game, float(n_members(cfg))
+        sweep = swept(cfg)
+        if sweep and sweep[0] in PENALTY_KEYS and game.penalties is not None:
+            name, weights, old = PENALTY_KEYS[sweep[0]], _per_member(sweep[1]), game.penalties
+            scalars = {"gp": old.gp, "r1": old.r1, "r2": old.r2, name: float(weights.max())}
+            game.penalties = Penalties(**scalars, every=old.every, members={name: weights})
+            game.logged = type(game).logged + game.penalties.names
         if game.penalties is not None:
             game.penalties.lead = 2
 
@@ -327,16 +409,18 @@ class Pictures(Hook):
 
         from gankit.plots import plot_samples
 
-        shown = min(SHOWN, self.gan.cfg.seeds)
+        cfg = self.gan.cfg
+        # a sweep: the first seed of each value; else the first members
+        shown = range(0, n_members(cfg), cfg.seeds if cfg.sweep else 1)[:SHOWN]
         path = self.run_dir / "samples" / f"step-{step:08d}.png"
         with tempfile.TemporaryDirectory() as tmp, on_disk("write", path):
             tiles = []
-            for e in range(shown):
+            for e in shown:
                 gan = member(self.gan, e)
                 tile = Path(tmp) / f"{e}.png"
                 plot_samples(gan.sample(len(self.z), self.z).cpu(), gan.spec,
                              lambda t, g=gan: g.discriminate(t).cpu().numpy(), tile,
-                             f"{gan.cfg.dataset}, seed {gan.cfg.seed}, step {step}")
+                             f"{gan.cfg.dataset}, seed {gan.cfg.seed}{_label(cfg, gan.cfg)}, step {step}")
                 tiles.append(Image.open(tile).convert("RGB"))
             picture = Image.new("RGB", (sum(t.width for t in tiles), max(t.height for t in tiles)), "white")
             x = 0
@@ -350,6 +434,12 @@ class Pictures(Hook):
         summary["warnings"] = []
 
 
+def _label(cfg, c) -> str:
+    """', KEY VALUE' of member config c in a sweep run `cfg` ('' without a sweep)."""
+    sweep = parse_sweep(cfg.sweep)
+    return f", {sweep[0]} {getattr(c, sweep[0]):g}" if sweep else ""
+
+
 def spread(values: list[float]) -> dict:
     """mean, std (population), min, max of a metric over the members."""
     mean = sum(values) / len(values)
@@ -357,9 +447,26 @@ def spread(values: list[float]) -> dict:
             "min": min(values), "max": max(values)}
 
 
+MODE_NUMBERS = ("modes_covered", "high_quality_fraction", "kl_to_uniform")
+RANKED_BY = ("modes_covered", "high_quality_fraction")  # toys: more modes first, then more high-quality samples
+
+
+def ranking(rows: list[dict], key: str, metric: str = "modes") -> list[dict]:
+    """The swept values of `key`, best first by the mean over their seeds of each of RANKED_BY in turn (every value
+    on the same seeds): per value its seeds and the spread of each of MODE_NUMBERS of the members' `metric`."""
+    out = []
+    for value in dict.fromkeys(r[key] for r in rows):
+        mine = [r for r in rows if r[key] == value]
+        out.append({"value": value, "seeds": [r["seed"] for r in mine],
+                    **{k: spread([float(r[metric][k]) for r in mine]) for k in MODE_NUMBERS}})
+    out.sort(key=lambda r: tuple(-r[k]["mean"] for k in RANKED_BY))
+    return [{"rank": i + 1, **r} for i, r in enumerate(out)]
+
+
 class Summary(Hook):
     """At the end: every member's mode coverage (toy data, finished runs) and the ensemble's mean, std, min and
-    max of each, the loss curves and summary.json (`members`, `ensemble`)."""
+    max of each, the loss curves and summary.json (`members`, `ensemble`; under a sweep each row's value and
+    `sweep`: the values ranked by mode coverage, mean ± std over the seeds)."""
 
     def __init__(self, run_dir: Path, gan):
         self.run_dir, self.gan = run_dir, gan
@@ -370,33 +477,42 @@ class Summary(Hook):
         from gankit.plots import plot_losses
 
         spec, cfg = self.gan.spec, self.gan.cfg
+        sweep = parse_sweep(cfg.sweep)
         rows = []
-        for e in range(cfg.seeds):
-            row = {"member": e, "seed": cfg.seed + e}
+        for e in range(n_members(cfg)):
+            c = member_config(cfg, e)
+            row = {"member": e, "seed": c.seed, **({sweep[0]: getattr(c, sweep[0])} if sweep else {})}
             if spec.kind == "toy" and not summary["interrupted"]:
-                g = torch.Generator().manual_seed(cfg.seed + e + 2)  # each member's own evaluation noise
+                g = torch.Generator().manual_seed(c.seed + 2)  # each member's own evaluation noise (a seed's, paired)
                 z = sample_noise(eval_samples(len(spec.modes)), cfg.z_dim, cfg.noise, "cpu", g).to(self.gan.device)
                 row["modes"] = mode_metrics(member(self.gan, e).sample(len(z), z).cpu(), spec.modes, spec.mode_std)
             rows.append(row)
         summary["members"] = rows
         if "modes" in rows[0]:
-            summary["ensemble"] = {"modes": {k: spread([float(r["modes"][k]) for r in rows])
-                                             for k in ("modes_covered", "high_quality_fraction", "kl_to_uniform")}}
+            summary["ensemble"] = {"modes": {k: spread([float(r["modes"][k]) for r in rows]) for k in MODE_NUMBERS}}
+            if sweep:
+                summary["sweep"] = {"key": sweep[0], "ranked": ranking(rows, sweep[0])}
         with on_disk("write", self.run_dir / "losses.png"):
             plot_losses(rundir.read_metrics(self.run_dir), self.run_dir / "losses.png")
         rundir.write_json(self.run_dir, "summary.json", summary)
 
 
 def summary_line(summary: dict) -> str:
-    """The ensemble's mode coverage in one line, for the CLI."""
+    """The ensemble's mode coverage in one line, for the CLI (a sweep: each value's, best first)."""
     ens = summary.get("ensemble", {}).get("modes")
     if not ens:
         return ""
     n = summary["members"][0]["modes"]["n_modes"]
+    if "sweep" in summary:
+        ranked = summary["sweep"]["ranked"]
+        each = " | ".join(f"{r['value']:g}: {r['modes_covered']['mean']:.1f} ± {r['modes_covered']['std']:.1f}/{n} "
+                          f"modes, high-quality {r['high_quality_fraction']['mean']:.1%} ± "
+                          f"{r['high_quality_fraction']['std']:.1%}" for r in ranked)
+        return f"; {summary['sweep']['key']} over {len(ranked[0]['seeds'])} seeds, best first: {each}"
     mc, hq = ens["modes_covered"], ens["high_quality_fraction"]
     return (f"; {len(summary['members'])} seeds: modes covered {mc['mean']:.1f} ± {mc['std']:.1f}/{n} "
             f"(min {mc['min']:.0f}, max {mc['max']:.0f}), high-quality {hq['mean']:.1%} ± {hq['std']:.1%}")
 
 
 __all__ = ["EnsembleLinear", "stack", "unstack", "build", "member", "member_state", "Batches", "Noise", "State", "Game",
-           "Pictures", "Summary", "spread", "unsupported"]
+           "Pictures", "Summary", "spread", "ranking", "unsupported", "member_config", "n_members", "swept"]

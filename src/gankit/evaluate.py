@@ -98,13 +98,21 @@ def run_metric(run_dir: str | Path, metric: str, n_samples: int | None = None, s
     every member with the ensemble's mean, std, min and max of each number (`members`, `ensemble`)."""
     if metric not in METRICS:
         raise UsageError(f"unknown metric '{metric}' (choose from {', '.join(METRICS)})")
-    n = rundir.read_config(run_dir).seeds if rundir.holds_run(Path(run_dir)) else 1
+    from gankit.config import n_members
+
+    cfg = rundir.read_config(run_dir) if rundir.holds_run(Path(run_dir)) else None
+    n = n_members(cfg) if cfg is not None else 1
     if n > 1 and member is None:
-        from gankit.ensemble import spread
+        from gankit.ensemble import spread, swept
 
         rows = [METRICS[metric].build(run_dir, n_samples, seed, device, member=e, **options) for e in range(n)]
         numbers = [k for k, v in rows[0].items() if isinstance(v, (int, float)) and not isinstance(v, bool)]
         result = {"members": rows, "ensemble": {k: spread([float(r[k]) for r in rows]) for k in numbers}}
+        if cfg.sweep:  # each swept value: mean ± std over its seeds (members value x seed, see member_config)
+            key, values = swept(cfg)
+            result["sweep"] = {"key": key, "values": [
+                {"value": v, **{k: spread([float(r[k]) for r, w in zip(rows, values) if w == v]) for k in numbers}}
+                for v in dict.fromkeys(values)]}
     else:
         result = METRICS[metric].build(run_dir, n_samples, seed, device, member=member, **options)
     record = rundir.read_json(run_dir, "eval.json")
@@ -224,6 +232,9 @@ def format_result(metric: str, r: dict) -> str:
         lines = [f"member {e}: {format_result(metric, row)}" for e, row in enumerate(r["members"])]
         lines += [f"ensemble {k}: {v['mean']:.4g} ± {v['std']:.4g} (min {v['min']:.4g}, max {v['max']:.4g})"
                   for k, v in r["ensemble"].items()]
+        for row in r.get("sweep", {}).get("values", []):
+            lines += [f"{r['sweep']['key']} {row['value']:g}: {k} {v['mean']:.4g} ± {v['std']:.4g}"
+                      for k, v in row.items() if k != "value"]
         return "\n".join(lines)
     if metric in ("fd", "fid"):
         text = f"{r['protocol']}: {r['value']:.4g}"

@@ -12,7 +12,7 @@ The paper's game (`logistic`), with D = sigmoid(l) for D's logit l:
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Callable, ClassVar
 import torch
 import torch.nn.functional as F
@@ -84,34 +84,39 @@ class Game:
         return self.penalties(D, self._in(x_real), self._in(x_fake), c, index)
 
 
-def gradient_penalty(D, x_real, x_fake, c=None, lead: int = 1) -> torch.Tensor:
+def gradient_penalty(D, x_real, x_fake, c=None, lead: int = 1, reduce: bool = True) -> torch.Tensor:
     """WGAN-GP (Gulrajani et al. 2017): E[(||grad D(x_hat)|| - 1)^2], x_hat = eps x + (1 - eps) G(z), eps ~ U[0, 1]
     drawn per sample, so the critic is pushed to unit gradient norm between the two distributions. `lead`: the
-    leading dimensions that index samples (2 for a seed ensemble's [m, E, d]); the rest is one sample."""
+    leading dimensions that index samples (2 for a seed ensemble's [m, E, d]); the rest is one sample. `reduce=False`:
+    each sample's term (shape x.shape[:lead]) instead of the mean."""
     eps = torch.rand(*x_real.shape[:lead], *([1] * (x_real.dim() - lead)), device=x_real.device, dtype=x_real.dtype)
     x_hat = (eps * x_real.detach() + (1 - eps) * x_fake.detach()).requires_grad_(True)
     (g,) = torch.autograd.grad(D(x_hat, c).sum(), x_hat, create_graph=True)
-    return ((g.float().flatten(lead).norm(dim=-1) - 1) ** 2).mean()
+    each = (g.float().flatten(lead).norm(dim=-1) - 1) ** 2
+    return each.mean() if reduce else each
 
 
-def gradient_square(D, x, c=None, lead: int = 1) -> torch.Tensor:
+def gradient_square(D, x, c=None, lead: int = 1, reduce: bool = True) -> torch.Tensor:
     """E ||grad_x D(x)||^2, the R1 (x real) or R2 (x generated) penalty of Mescheder et al. (2018) without gamma/2
-    (`lead` as for `gradient_penalty`)."""
+    (`lead`, `reduce` as for `gradient_penalty`)."""
     x = x.detach().requires_grad_(True)
     (g,) = torch.autograd.grad(D(x, c).sum(), x, create_graph=True)
-    return g.float().flatten(lead).pow(2).sum(-1).mean()
+    each = g.float().flatten(lead).pow(2).sum(-1)
+    return each.mean() if reduce else each
 
 
 @dataclass
 class Penalties:
     """gp * GP every update; gamma/2 * R1 and R2 every `every` updates, scaled by `every` (lazy regularisation,
-    Karras et al. 2020). Logged: the last value of each (unweighted)."""
+    Karras et al. 2020). Logged: the last value of each (unweighted). `members`: per-member weights [E] of a swept
+    penalty (a seed ensemble's sweep; its scalar only says whether it is on): member e's samples weighted by its own."""
 
     gp: float = 0.0
     r1: float = 0.0
     r2: float = 0.0
     every: int = 1
     lead: int = 1  # leading dimensions of D's inputs that index samples (2 in a seed ensemble)
+    members: dict = field(default_factory=dict)  # name -> float64 tensor [E] of that penalty's weight per member
 
     def __post_init__(self):
         self.names = tuple(n for n in ("gp", "r1", "r2") if getattr(self, n) > 0)
@@ -120,18 +125,25 @@ class Penalties:
     def __call__(self, D, x_real, x_fake, c, index: int):
         total = None
 
-        def add(name, value, weight):
+        def add(name, term, weight):
+            """term(reduce) -> the penalty's value (or each sample's); weight(gamma) -> its factor in the loss."""
             nonlocal total
+            if name in self.members:  # member e's samples weighted by its own gamma (plain runs: the line below)
+                each = term(False)
+                value, loss = each.mean(), (weight(self.members[name]).to(each) * each).mean()
+            else:
+                value = term(True)
+                loss = weight(getattr(self, name)) * value
             self.last[name] = value.detach()
-            total = weight * value if total is None else total + weight * value
+            total = loss if total is None else total + loss
 
         if self.gp:
-            add("gp", gradient_penalty(D, x_real, x_fake, c, self.lead), self.gp)
+            add("gp", lambda r: gradient_penalty(D, x_real, x_fake, c, self.lead, r), lambda w: w)
         if index % self.every == 0:
             if self.r1:
-                add("r1", gradient_square(D, x_real, c, self.lead), self.r1 / 2 * self.every)
+                add("r1", lambda r: gradient_square(D, x_real, c, self.lead, r), lambda w: w / 2 * self.every)
             if self.r2:
-                add("r2", gradient_square(D, x_fake, c, self.lead), self.r2 / 2 * self.every)
+                add("r2", lambda r: gradient_square(D, x_fake, c, self.lead, r), lambda w: w / 2 * self.every)
         zero = torch.zeros((), device=x_real.device)
         return total, {n: self.last.get(n, zero) for n in self.names}
 

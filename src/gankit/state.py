@@ -76,7 +76,7 @@ def load_optimizer_state(opt: torch.optim.Optimizer, saved: dict) -> None:
     params = [p for group in opt.param_groups for p in group["params"]]
     if len(saved["state"]) > len(params):
         raise ValueError(f"optimiser state for {len(saved['state'])} parameters, the network has {len(params)}")
-    expected = _STATE_KEYS[type(opt)]
+    expected = next(keys for cls, keys in _STATE_KEYS.items() if isinstance(opt, cls))
     for i, p in enumerate(params):
         state = opt.state.get(p, {})
         if state and set(state) != expected:

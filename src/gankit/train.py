@@ -155,7 +155,7 @@ def _start(cfg: Config, run_dir: Path, resume: bool, force: bool, progress: bool
         elif rank == 0 and rundir.holds_run(run_dir):
             raise rundir.RunDirError(f"{run_dir} already holds a run; continue it with --resume {run_dir} or choose "
                                      f"another --out")
-        stacked = cfg.seeds > 1  # a seed ensemble (gankit.ensemble): stacked networks, the same loop
+        stacked = ensemble.n_members(cfg) > 1  # a seed ensemble (gankit.ensemble): stacked networks, the same loop
         if stacked and world > 1:
             raise ConfigError("config key 'seeds': seed ensembles run in one process, not under torchrun")
         if cfg.encoder and world > 1:
@@ -167,8 +167,9 @@ def _start(cfg: Config, run_dir: Path, resume: bool, force: bool, progress: bool
         reals_per_step = cfg.k if cfg.update == "alternating" else 1
         labels = data.labels.to(device) if cfg.conditional else None  # conditional: c flows with x through the steps
         batches = Batches(data.x.to(device), cfg.batch_size, cfg.seed, rank, world, labels, reals_per_step) \
-            if not stacked else ensemble.Batches(data.x.to(device), cfg.batch_size, cfg.seed,
-                                                 reals_per_step=reals_per_step, members=cfg.seeds)
+            if not stacked else ensemble.Batches(data.x.to(device), cfg.batch_size,
+                                                 [ensemble.member_config(cfg, e).seed for e in range(
+                                                     ensemble.n_members(cfg))], reals_per_step=reals_per_step)
         total = cfg.steps if cfg.steps is not None else batches.steps_for(cfg.epochs)
         m = cfg.batch_size
 
@@ -179,7 +180,8 @@ def _start(cfg: Config, run_dir: Path, resume: bool, force: bool, progress: bool
 
         noise = ensemble.Noise(cfg, m, device) if stacked else shard_noise  # an ensemble: each member its own z
         G, D = player(gan.G, cfg, cfg.lr, world > 1), player(gan.D, cfg, cfg.lr_d or cfg.lr, world > 1)
-        s = (ensemble.State if stacked else TrainState)(G, D, noise, device, gan.G_ema, cfg.ema)
+        s = ensemble.State(G, D, noise, device, gan.G_ema, cfg.ema, cfg=cfg) if stacked else \
+            TrainState(G, D, noise, device, gan.G_ema, cfg.ema)
         if gan.E is not None:  # BiGAN: E trains with G, at G's learning rate
             s.E = player(gan.E, cfg, cfg.lr)
         if resume:
@@ -216,7 +218,7 @@ def _start(cfg: Config, run_dir: Path, resume: bool, force: bool, progress: bool
     objective = objectives.build(cfg, joint=not has_batchnorm(gan.D),
                                  augment=augment.Augment(policies, gan.spec.shape) if policies else None)
     if stacked:  # each member's gradients as in a plain run
-        objective = ensemble.Game(objective, cfg.seeds)
+        objective = ensemble.Game(objective, cfg)
     validation = Validation(run_dir, monitor, cfg.monitor_every, batches.epoch_ends_at, header(gan)) \
         if cfg.monitor else None
     log = Log(run_dir, objective.logged, cfg.log_every, batches.epoch_at, device, world, write=rank == 0,
