@@ -4,6 +4,8 @@ from pathlib import Path
 import pytest
 import torch
 
+from gankit import config as C
+
 os.environ.setdefault("GANKIT_OFFLINE", "1")  # tests never touch the network
 os.environ.setdefault("MPLBACKEND", "Agg")
 torch.set_num_threads(min(2, torch.get_num_threads()))
@@ -37,3 +39,19 @@ def random_png_folder(folder, n: int, side: int = 8):
     for i in range(n):
         Image.fromarray(rng.integers(0, 256, (side, side, 3), dtype=np.uint8)).save(folder / f"{i}.png")
     return folder
+
+
+# the tiny toy run of the ensemble and sweep tests, and a GAN's weights by name (G, D and the average)
+TINY = dict(hidden=16, layers=2, batch_size=32, log_every=5, sample_every=10**6, checkpoint_every=10**6)
+
+
+def tiny(**kw):
+    return C.from_dict({**TINY, **kw})
+
+
+def weights(gan) -> dict:
+    out = {f"G.{k}": v for k, v in gan.G.state_dict().items()}
+    out |= {f"D.{k}": v for k, v in gan.D.state_dict().items()}
+    if gan.G_ema is not None:
+        out |= {f"G_ema.{k}": v for k, v in gan.G_ema.state_dict().items()}
+    return out

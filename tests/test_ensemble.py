@@ -11,19 +11,8 @@ from gankit.gan import build
 from gankit.sampling import load_run
 from gankit.train import fit
 
-TINY = dict(hidden=16, layers=2, batch_size=32, log_every=5, sample_every=10**6, checkpoint_every=10**6)
+from conftest import tiny, weights
 
-
-def tiny(**kw):
-    return C.from_dict({**TINY, **kw})
-
-
-def weights(gan) -> dict:
-    out = {f"G.{k}": v for k, v in gan.G.state_dict().items()}
-    out |= {f"D.{k}": v for k, v in gan.D.state_dict().items()}
-    if gan.G_ema is not None:
-        out |= {f"G_ema.{k}": v for k, v in gan.G_ema.state_dict().items()}
-    return out
 
 
 def test_members_are_initialised_exactly_as_plain_runs_with_seed_plus_e():

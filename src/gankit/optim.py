@@ -82,6 +82,14 @@ def _per_member(h: torch.Tensor, p: torch.Tensor) -> torch.Tensor:
     return h.to(device=p.device, dtype=p.dtype).view(-1, *([1] * (p.dim() - 1)))
 
 
+def _with_grads(opt: torch.optim.Optimizer):
+    """(group, parameter) for every parameter of `opt` that has a gradient."""
+    for group in opt.param_groups:
+        for p in group["params"]:
+            if p.grad is not None:
+                yield group, p
+
+
 class MemberAdam(torch.optim.Adam):
     """Adam over stacked parameters (leading dimension: the member) with each member's own lr, beta1 and beta2
     (float64 tensors [E] in `hyper`; the schedule sets `hyper['lr']` every step). Torch's update, elementwise, so
@@ -94,23 +102,20 @@ class MemberAdam(torch.optim.Adam):
     @torch.no_grad()
     def step(self, closure=None):
         h = self.hyper
-        for group in self.param_groups:
-            for p in group["params"]:
-                if p.grad is None:
-                    continue
-                g, state = p.grad, self.state[p]
-                if not state:
-                    state["step"] = torch.tensor(0.0)
-                    state["exp_avg"] = torch.zeros_like(p, memory_format=torch.preserve_format)
-                    state["exp_avg_sq"] = torch.zeros_like(p, memory_format=torch.preserve_format)
-                state["step"] += 1
-                t = float(state["step"])
-                m, v = state["exp_avg"], state["exp_avg_sq"]
-                m.lerp_(g, _per_member(1 - h["beta1"], p))  # m <- beta1 m + (1 - beta1) g
-                v.mul_(_per_member(h["beta2"], p)).addcmul_(g, g * _per_member(1 - h["beta2"], p))
-                step_size = _per_member(h["lr"] / (1 - h["beta1"] ** t), p)
-                denom = (v.sqrt() / _per_member((1 - h["beta2"] ** t).sqrt(), p)).add_(group["eps"])
-                p.sub_(step_size * m / denom)
+        for group, p in _with_grads(self):
+            g, state = p.grad, self.state[p]
+            if not state:
+                state["step"] = torch.tensor(0.0)
+                state["exp_avg"] = torch.zeros_like(p, memory_format=torch.preserve_format)
+                state["exp_avg_sq"] = torch.zeros_like(p, memory_format=torch.preserve_format)
+            state["step"] += 1
+            t = float(state["step"])
+            m, v = state["exp_avg"], state["exp_avg_sq"]
+            m.lerp_(g, _per_member(1 - h["beta1"], p))  # m <- beta1 m + (1 - beta1) g
+            v.mul_(_per_member(h["beta2"], p)).addcmul_(g, g * _per_member(1 - h["beta2"], p))
+            step_size = _per_member(h["lr"] / (1 - h["beta1"] ** t), p)
+            denom = (v.sqrt() / _per_member((1 - h["beta2"] ** t).sqrt(), p)).add_(group["eps"])
+            p.sub_(step_size * m / denom)
 
 
 class MemberSGD(torch.optim.SGD):
@@ -124,13 +129,10 @@ class MemberSGD(torch.optim.SGD):
     @torch.no_grad()
     def step(self, closure=None):
         h = self.hyper
-        for group in self.param_groups:
-            for p in group["params"]:
-                if p.grad is None:
-                    continue
-                state = self.state[p]
-                if state.get("momentum_buffer") is None:  # the first step: b = g, as torch's
-                    state["momentum_buffer"] = p.grad.detach().clone()
-                else:
-                    state["momentum_buffer"].mul_(_per_member(h["momentum"], p)).add_(p.grad)
-                p.sub_(_per_member(h["lr"], p) * state["momentum_buffer"])
+        for _, p in _with_grads(self):
+            state = self.state[p]
+            if state.get("momentum_buffer") is None:  # the first step: b = g, as torch's
+                state["momentum_buffer"] = p.grad.detach().clone()
+            else:
+                state["momentum_buffer"].mul_(_per_member(h["momentum"], p)).add_(p.grad)
+            p.sub_(_per_member(h["lr"], p) * state["momentum_buffer"])
