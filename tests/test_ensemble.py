@@ -78,6 +78,38 @@ def test_bn_mlp_members_end_where_their_plain_runs_end(tmp_path):
                                        msg=lambda m: f"member {e} {k}: {m}")
 
 
+def test_the_papers_maxout_nets_stack_and_each_member_computes_its_plain_net(tmp_path):
+    """Maxout and dropout act on the last dimension, so the paper's nets stack like the MLPs: with dropout off (eval)
+    each member's outputs and gradients are its plain net's; in training each member draws its own masks."""
+    from gankit.models.paper import PaperDiscriminator, PaperGenerator
+
+    Gs, Ds = [], []
+    for e in range(3):
+        torch.manual_seed(e)
+        Gs.append(PaperGenerator(z_dim=10, hidden=32))
+        Ds.append(PaperDiscriminator(x_dim=20, units=8, pieces=3))
+    G, D = ensemble.stack(Gs), ensemble.stack(Ds).eval()
+    x, z = torch.rand(6, 3, 20), torch.rand(6, 3, 10)
+    D(x).square().sum().backward()
+    for e, plain in enumerate(Ds):
+        plain.eval()
+        torch.testing.assert_close(D(x)[:, e], plain(x[:, e]), rtol=1e-5, atol=1e-6)
+        torch.testing.assert_close(G(z)[:, e], Gs[e](z[:, e]), rtol=1e-5, atol=1e-6)
+        plain(x[:, e]).square().sum().backward()
+        torch.testing.assert_close(D.net[1].affine.weight.grad[e], plain.net[1].affine.weight.grad, rtol=1e-4, atol=1e-6)
+    D.train()
+    same = torch.rand(6, 1, 20).expand(6, 3, 20)  # one input for every member: training outputs differ by the masks
+    out = D(same)
+    assert not torch.equal(out[:, 0], out[:, 1])
+    from conftest import FASHION_DIR
+
+    if FASHION_DIR.is_dir():  # and the paper preset trains as an ensemble
+        cfg = C.settle(C.preset("paper-fashion-mnist"), {"data_dir": str(FASHION_DIR), "subset": 256, "steps": 3,
+                        "epochs": None, "seeds": 2, "sample_every": 10**6, "checkpoint_every": 10**6, "precision": "bf16"})
+        gan, summary = fit(cfg, tmp_path / "r", progress=False)
+        assert len(summary["members"]) == 2 and type(ensemble.member(gan, 1).D).__name__ == "PaperDiscriminator"
+
+
 def test_one_optimiser_over_stacked_parameters_holds_each_members_plain_state(tmp_path):
     """Adam's moments of member e are those of the plain run's optimiser (elementwise updates never mix members)."""
     run = tmp_path / "ens"
@@ -189,7 +221,7 @@ def test_a_member_is_a_plain_gan_every_tool_takes(tmp_path):
 
 
 @pytest.mark.parametrize("values, words", [
-    (dict(dataset="mnist", model="paper"), "supports model mlp, bn-mlp"),
+    (dict(dataset="mnist", model="paper-conv"), "supports model mlp, bn-mlp, paper"),
     (dict(dataset="mnist", model="bn-mlp", precision="bf16"), "fp32 only"),
     (dict(pack=2), "packing"),
     (dict(conditional=True), "--conditional"),

@@ -41,10 +41,12 @@ from gankit.data import Batches as PlainBatches
 from gankit.data.toy import eval_samples
 from gankit.errors import CheckpointError, ConfigError, UsageError, on_disk
 from gankit.hooks import Hook, check_finite
+from gankit.models.layers import Dropout
+from gankit.models.paper import Maxout
 from gankit.noise import sample_noise
 from gankit.state import Player, TrainState
 
-SUPPORTED_MODELS = ("mlp", "bn-mlp")
+SUPPORTED_MODELS = ("mlp", "bn-mlp", "paper")
 OPTIMISER_KEYS = ("lr", "lr_d", "momentum", "beta2")
 PENALTY_KEYS = {"r1": "r1", "r2": "r2", "gp_weight": "gp"}  # swept key -> the penalty it weighs
 
@@ -124,7 +126,8 @@ def _stacked_class(cls: type) -> type:
     return _STACKED[cls]
 
 
-_ELEMENTWISE = (nn.ReLU, nn.LeakyReLU, nn.Identity, nn.Sigmoid, nn.Tanh, nn.Sequential)
+# layers that act on the last dimension only (or hold layers that stack): they run unchanged on [E, n, ...]
+_ELEMENTWISE = (nn.ReLU, nn.LeakyReLU, nn.Identity, nn.Sigmoid, nn.Tanh, nn.Sequential, Maxout, Dropout)
 
 
 def stack(nets: list[nn.Module]) -> nn.Module:
