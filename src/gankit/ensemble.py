@@ -46,7 +46,7 @@ from gankit.models.paper import Maxout
 from gankit.noise import sample_noise
 from gankit.state import Player, TrainState
 
-SUPPORTED_MODELS = ("mlp", "bn-mlp", "paper")
+SUPPORTED_MODELS = ("mlp", "bn-mlp", "paper", "dcgan")
 OPTIMISER_KEYS = ("lr", "lr_d", "momentum", "beta2")
 PENALTY_KEYS = {"r1": "r1", "r2": "r2", "gp_weight": "gp"}  # swept key -> the penalty it weighs
 
@@ -58,8 +58,6 @@ def unsupported(cfg) -> str | None:
     who = "--sweep" if cfg.sweep else "--seeds > 1"
     if cfg.model not in SUPPORTED_MODELS:
         return f"{who} supports model {', '.join(SUPPORTED_MODELS)} so far, not '{cfg.model}'"
-    if cfg.model == "bn-mlp" and cfg.precision != "fp32":
-        return f"{who} runs bn-mlp in fp32 only so far"
     for key, off, what in (("conditional", False, "--conditional"), ("pack", 1, "packing (--pack)"), ("minibatch_std", False, "--minibatch-std"),
                            ("spectral_norm", False, "--spectral-norm"), ("monitor", "", "the validation --monitor"),
                            ("tensorboard", False, "--tensorboard")):
@@ -78,6 +76,8 @@ class EnsembleLinear(nn.Module):
         self.bias = None if bias is None else nn.Parameter(bias)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.dim() == 2:  # [E * n, in], member-major (after a conv net's flatten)
+            x = x.reshape(len(self.weight), -1, x.shape[-1])
         if self.bias is None:
             return torch.bmm(x, self.weight.transpose(1, 2))
         return torch.baddbmm(self.bias.unsqueeze(1), x, self.weight.transpose(1, 2))
@@ -90,6 +90,8 @@ class EnsembleLinear(nn.Module):
 class EnsembleBatchNorm1d(nn.Module):
     """E independent BatchNorm1d layers over [E, n, C]: each member normalised over its own n samples, with its own
     affine parameters and running statistics ([E, C], updated in place through flat views)."""
+
+    normalises = True  # a bf16 working copy keeps its parameters fp32, shared with the master (gankit.precision)
 
     def __init__(self, layers: list[nn.BatchNorm1d]):
         super().__init__()
@@ -110,6 +112,58 @@ class EnsembleBatchNorm1d(nn.Module):
         return y.view(n, E, C).transpose(0, 1)
 
 
+def _grouped(x: torch.Tensor, E: int) -> torch.Tensor:
+    """Images [E * n, C, H, W] (member-major) as [n, E * C, H, W]: each member's channels one group."""
+    _, C, H, W = x.shape
+    return x.reshape(E, -1, C, H, W).transpose(0, 1).reshape(-1, E * C, H, W)
+
+
+def _ungrouped(y: torch.Tensor, E: int) -> torch.Tensor:
+    """[n, E * C, H, W] back to [E * n, C, H, W]."""
+    n, EC, H, W = y.shape
+    return y.reshape(n, E, EC // E, H, W).transpose(0, 1).reshape(-1, EC // E, H, W)
+
+
+class EnsembleConv(nn.Module):
+    """E independent Conv2d (or ConvTranspose2d) layers as one grouped convolution: weight [E, *plain shape],
+    bias [E, out]; images [E * n, C, H, W] member-major in and out."""
+
+    def __init__(self, layers: list[nn.Module]):
+        super().__init__()
+        first = layers[0]
+        self.transposed = isinstance(first, nn.ConvTranspose2d)
+        self.stride, self.padding = first.stride, first.padding
+        self.output_padding, self.dilation = getattr(first, "output_padding", 0), first.dilation
+        if first.groups != 1 or first.padding_mode != "zeros":
+            raise ConfigError("seed ensembles stack plain convolutions only (groups 1, zero padding)")
+        self.weight = nn.Parameter(torch.stack([m.weight.detach() for m in layers]).contiguous())
+        self.bias = None if first.bias is None else nn.Parameter(torch.stack([m.bias.detach() for m in layers]))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        E = len(self.weight)
+        w = self.weight.reshape(-1, *self.weight.shape[2:])  # [E * out, in, k, k] (transposed: [E * in, out, k, k])
+        b = None if self.bias is None else self.bias.reshape(-1)
+        if self.transposed:
+            y = nn.functional.conv_transpose2d(_grouped(x, E), w, b, self.stride, self.padding, self.output_padding,
+                                               E, self.dilation)
+        else:
+            y = nn.functional.conv2d(_grouped(x, E), w, b, self.stride, self.padding, self.dilation, E)
+        return _ungrouped(y, E)
+
+
+class EnsembleBatchNorm2d(EnsembleBatchNorm1d):
+    """E independent BatchNorm2d layers over member-major images [E * n, C, H, W]: each member's channels
+    normalised over its own n samples."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        E = len(self.weight)
+        if self.training:
+            self.num_batches_tracked.add_(1)
+        y = nn.functional.batch_norm(_grouped(x, E), self.running_mean.view(-1), self.running_var.view(-1),
+                                     self.weight.view(-1), self.bias.view(-1), self.training, self.momentum, self.eps)
+        return _ungrouped(y, E)
+
+
 _STACKED: dict[type, type] = {}
 
 
@@ -119,15 +173,22 @@ def _stacked_class(cls: type) -> type:
         def forward(self, x, c=None):
             if c is not None:
                 raise ConfigError("seed ensembles do not take class labels")
-            return cls.forward(self, x.transpose(0, 1)).transpose(0, 1)
+            n, E = x.shape[:2]
+            out = cls.forward(self, x.transpose(0, 1))
+            if out.shape[:2] != (E, n):  # a conv net's output, member-major [E * n, ...]
+                out = out.reshape(E, n, *out.shape[1:])
+            return out.transpose(0, 1)
 
         _STACKED[cls] = type(f"Stacked{cls.__name__}", (cls,), {"forward": forward, "__module__": __name__,
                                                                  "__doc__": f"E stacked {cls.__name__}s."})
     return _STACKED[cls]
 
 
+# layers with weights: plain type -> its stacked version, built from the members' layers
+_STACKABLE = {nn.BatchNorm1d: EnsembleBatchNorm1d, nn.BatchNorm2d: EnsembleBatchNorm2d, nn.Conv2d: EnsembleConv,
+              nn.ConvTranspose2d: EnsembleConv}
 # layers that act on the last dimension only (or hold layers that stack): they run unchanged on [E, n, ...]
-_ELEMENTWISE = (nn.ReLU, nn.LeakyReLU, nn.Identity, nn.Sigmoid, nn.Tanh, nn.Sequential, Maxout, Dropout)
+_ELEMENTWISE = (nn.ReLU, nn.LeakyReLU, nn.Identity, nn.Sigmoid, nn.Tanh, nn.Sequential, nn.Flatten, Maxout, Dropout)
 
 
 def stack(nets: list[nn.Module]) -> nn.Module:
@@ -142,10 +203,12 @@ def stack(nets: list[nn.Module]) -> nn.Module:
             bias = None if module.bias is None else torch.stack([layer.bias.detach() for layer in layers]).clone()
             parent, _, child = name.rpartition(".")
             setattr(stacked.get_submodule(parent) if parent else stacked, child, EnsembleLinear(weight, bias))
-        elif type(module) is nn.BatchNorm1d and module.affine and module.track_running_stats:
+        elif type(module) in _STACKABLE:
+            if isinstance(module, nn.BatchNorm1d | nn.BatchNorm2d) and not (module.affine and module.track_running_stats):
+                raise ConfigError("seed ensembles stack BatchNorm with affine parameters and running statistics only")
             parent, _, child = name.rpartition(".")
             setattr(stacked.get_submodule(parent) if parent else stacked, child,
-                    EnsembleBatchNorm1d([m[name] for m in per_member]))
+                    _STACKABLE[type(module)]([m[name] for m in per_member]))
         elif not isinstance(module, _ELEMENTWISE) and name:
             raise ConfigError(f"seed ensembles cannot stack layer {name} ({type(module).__name__}) yet")
     stacked.__class__ = _stacked_class(type(stacked))

@@ -16,7 +16,8 @@ from torch import nn
 from torch.nn.utils.parametrizations import _SpectralNorm
 
 DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16}
-_SHARED = (nn.modules.batchnorm._BatchNorm, nn.GroupNorm, nn.LayerNorm)  # kept fp32, shared with the master
+# kept fp32, shared with the master (so is any module with a true `normalises` attribute: gankit's stacked BatchNorms)
+_SHARED = (nn.modules.batchnorm._BatchNorm, nn.GroupNorm, nn.LayerNorm)
 
 
 class _FP32SpectralNorm(_SpectralNorm):
@@ -42,7 +43,7 @@ class Working:
             work._buffers = mast._buffers  # running statistics accumulate in the master
             if isinstance(work, _SpectralNorm):
                 work.__class__ = _FP32SpectralNorm
-            if isinstance(mast, _SHARED):
+            if isinstance(mast, _SHARED) or getattr(mast, "normalises", False):
                 work._parameters = mast._parameters
                 continue
             for name, p in mast._parameters.items():

@@ -40,7 +40,7 @@ class DCGANGenerator(nn.Module):
         _, h, w = self.shape
         if self.n_classes:
             z = torch.cat([z, self.embed(needs_c(c, "DCGANGenerator").long()).to(z.dtype)], 1)
-        return self.net(self.project(z).view(-1, 2 * self.width, h // 4, w // 4)).flatten(1)
+        return self.net(self.project(z).reshape(-1, 2 * self.width, h // 4, w // 4)).flatten(1)
 
 
 class DCGANDiscriminator(nn.Module):
@@ -59,6 +59,6 @@ class DCGANDiscriminator(nn.Module):
 
     def forward(self, x: torch.Tensor, c: torch.Tensor | None = None) -> torch.Tensor:
         if not self.n_classes:
-            return self.net(x.view(-1, *self.shape)).squeeze(-1)
-        phi = self.net[:-1](x.view(-1, *self.shape))
+            return self.net(x.reshape(-1, *self.shape)).squeeze(-1)
+        phi = self.net[:-1](x.reshape(-1, *self.shape))
         return self.net[-1](phi).squeeze(-1) + self.project(phi, needs_c(c, "DCGANDiscriminator"))
