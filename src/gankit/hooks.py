@@ -200,6 +200,10 @@ class Summary(Hook):
 
                 c = torch.arange(2500) % self.gan.n_classes
                 summary["class_on_mode"] = on_mode(self.gan.sample(2500, c=c).cpu(), c, spec.modes, spec.mode_std)
+        if self.gan.cfg.objective == "semi-supervised" and not summary["interrupted"]:  # D as a classifier
+            from gankit.semi import ssl_error
+
+            summary["ssl_error"] = ssl_error(self.gan)
         with on_disk("write", self.run_dir / "losses.png"):
             plot_losses(rundir.read_metrics(self.run_dir), self.run_dir / "losses.png")
         rundir.write_json(self.run_dir, "summary.json", summary)
