@@ -52,6 +52,21 @@ class SemiDiscriminator(nn.Module):
         self.noise = nn.ModuleList(GaussianNoise(hidden_noise) for _ in widths)
         self.head = weight_norm(nn.Linear(d, n_classes))
 
+    @torch.no_grad()
+    def init_from_data(self, x: torch.Tensor) -> None:
+        """Data-dependent initialisation (Salimans & Kingma 2016), as the paper's code does: layer by layer, on the
+        batch x (noise on), the scale g and bias b set so that every unit's pre-activation has mean 0 and std 1."""
+        h = self.input_noise(x)
+        for i, layer in enumerate([*self.hidden, self.head]):
+            param = layer.parametrizations.weight
+            v = param.original1
+            t = h @ (v / v.norm(dim=1, keepdim=True)).T
+            m, s = t.mean(0), t.std(0).clamp_min(1e-6)
+            param.original0.copy_((1 / s).unsqueeze(1))
+            layer.bias.copy_(-m / s)
+            if i < len(self.hidden):
+                h = self.noise[i](F.relu(layer(h)))
+
     def classify(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """(the K class logits [n, K], the last hidden layer's activations [n, 250]: the matched features)."""
         h = self.input_noise(x)
