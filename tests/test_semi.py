@@ -99,6 +99,15 @@ def test_labelled_minibatches_cycle_every_sample_once_per_pass():
     assert len(Labelled(x, y, 32, seed=1)(0)[1]) == 10  # N < m: all N
 
 
+@pytest.mark.parametrize("update, k", [("alternating", 2), ("simultaneous", 1)])
+def test_every_d_update_takes_the_next_labelled_minibatch(tmp_path, monkeypatch, update, k):
+    seen = []
+    call = Labelled.__call__
+    monkeypatch.setattr(Labelled, "__call__", lambda self, i: seen.append(i) or call(self, i))
+    fit(tiny(steps=3, k=k, update=update), tmp_path / "r", progress=False)
+    assert seen == list(range(3 * k))
+
+
 def test_labels_picks_n_balanced_samples_from_the_seed():
     from gankit.semi import labelled_batches
 
@@ -151,6 +160,24 @@ def test_nets_shapes_and_d_logit_is_log_z():
     assert out.shape == (5, 784) and 0 <= out.min() and out.max() <= 1
     D.train()  # Gaussian noise in training only
     assert not torch.equal(D(x), D(x))
+
+
+def test_data_dependent_init_gives_standardised_pre_activations():
+    """Without noise, after init_from_data(x) every unit's pre-activation on x has mean 0 and std 1, layer by layer;
+    and build() applies it (the seeded draw of the batch makes it deterministic)."""
+    torch.manual_seed(0)
+    D = SemiDiscriminator(x_dim=6, n_classes=3, widths=(7, 5), input_noise=0.0, hidden_noise=0.0)
+    x = torch.rand(200, 6) * torch.arange(1, 7)
+    D.init_from_data(x)
+    h = x
+    for layer in [*D.hidden, D.head]:
+        t = layer(h)
+        torch.testing.assert_close(t.mean(0), torch.zeros(t.shape[1]), atol=1e-5, rtol=0)
+        torch.testing.assert_close(t.std(0), torch.ones(t.shape[1]), atol=1e-4, rtol=0)
+        h = torch.relu(t)
+    a, b = build(tiny()).D, build(tiny()).D
+    assert all(torch.equal(p, q) for p, q in zip(a.state_dict().values(), b.state_dict().values()))
+    assert D.head.parametrizations.weight.original0.abs().max() > 0
 
 
 @pytest.mark.parametrize("update", ["alternating", "simultaneous"])
