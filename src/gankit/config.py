@@ -62,6 +62,8 @@ class Config:
     conditional: bool = _f(False, "p(x | c): G and D take the class label c (toys: the mode index)")
     encoder: bool = _f(False, "BiGAN / ALI: train an encoder E: x -> z jointly with G; D judges pairs (x, E(x)) "
                        "against (G(z), z) (Donahue et al. 2017; Dumoulin et al. 2017); models mlp, bn-mlp")
+    labels: int | None = _f(None, "semi-supervised: N labelled training samples, balanced over the classes and "
+                            "drawn by --seed (objective semi-supervised)")
     # objective and Algorithm 1
     objective: str = _f("logistic", help_text(OBJECTIVES))
     loss: str = _f("nonsaturating", "generator loss: nonsaturating (default) | minimax")
@@ -150,6 +152,12 @@ PRESETS["paper-cifar10"] = {**PRESETS["paper-mnist"], "dataset": "cifar10", "mod
 # DCGAN-style nets (width 32 to suit a CPU) over the image defaults: ~3 minutes for 8 epochs on 2 cores.
 PRESETS["dcgan-fashion-mnist"] = dict(dataset="fashion-mnist", model="dcgan", hidden=32, epochs=8.0)
 PRESETS["dcgan-mnist"] = {**PRESETS["dcgan-fashion-mnist"], "dataset": "mnist"}
+# Salimans et al. (2016), semi-supervised MNIST with 100 labels: K+1-class D, feature matching, Adam (beta1 0.5),
+# m = 100; the 100 labels drawn from all 60,000 training images (trainval); 8 epochs (4,800 steps) suit a CPU.
+PRESETS["semi-mnist"] = dict(dataset="mnist", split="trainval", model="semi-mlp", objective="semi-supervised",
+                             labels=100, z_dim=100, noise="uniform", pixel_range="01", batch_size=100,
+                             optimizer="adam", lr=3e-4, momentum=0.5, beta2=0.999, ema=0.0, epochs=8.0,
+                             sample_every=0, checkpoint_every=1000)
 
 # Defaults that depend on the kind of data, applied under presets, files and flags (see `settle`):
 # for images, the common tutorial MLP with weight averaging covers all ten classes in a few epochs.
@@ -293,6 +301,7 @@ def validate(cfg: Config) -> Config:
         raise ConfigError("config key 'conditional': dataset 'gaussian1d' has a single class; nothing to condition on")
     if cfg.encoder and encoder_unsupported(cfg):
         raise ConfigError(f"config key 'encoder': {encoder_unsupported(cfg)}")
+    _check_semi_supervised(cfg, data_kind)
     if cfg.update == "simultaneous" and cfg.k != 1:
         raise ConfigError(f"config key 'k': the simultaneous update makes one D and one G update per minibatch, "
                           f"so k must be 1, got {cfg.k}")
@@ -397,6 +406,33 @@ def member_config(cfg: Config, e: int) -> Config:
     return dataclasses.replace(cfg, **changes)
 
 
+def _check_semi_supervised(cfg: Config, data_kind: str) -> None:
+    """--labels goes with the semi-supervised objective, and it with a classifying D and a plain one-net run."""
+    from gankit.models import CLASSIFIERS
+
+    semi = cfg.objective == "semi-supervised"
+    if cfg.labels is not None and not semi:
+        raise ConfigError(f"config key 'labels': labelled samples are used by objective semi-supervised only, not "
+                          f"'{cfg.objective}'")
+    if not semi:
+        return
+    if cfg.labels is None:
+        raise ConfigError("config key 'labels': objective semi-supervised needs the number of labelled samples "
+                          "(--labels N)")
+    if not 1 <= cfg.labels <= 10**9:
+        raise ConfigError(f"config key 'labels' must be >= 1, got {cfg.labels!r}")
+    if cfg.model not in CLASSIFIERS:
+        raise ConfigError(f"config key 'model': objective semi-supervised needs a classifying D "
+                          f"({', '.join(CLASSIFIERS)}), not '{cfg.model}'")
+    if cfg.dataset == "gaussian1d":
+        raise ConfigError("config key 'labels': dataset 'gaussian1d' has a single class; nothing to classify")
+    for key, off, what in (("conditional", False, "--conditional"), ("pack", 1, "packing (--pack)"),
+                           ("minibatch_std", False, "--minibatch-std"), ("seeds", 1, "seed ensembles (--seeds)"),
+                           ("sweep", "", "sweeps (--sweep)")):
+        if getattr(cfg, key) != off:
+            raise ConfigError(f"config key '{key}': objective semi-supervised does not support {what}")
+
+
 def from_dict(values: dict, base: Config | None = None) -> Config:
     """Overlay `values` on `base` (default: the defaults), type-checking every key."""
     cfg = dataclasses.replace(base) if base is not None else Config()
@@ -479,7 +515,7 @@ def load(path: str | Path) -> Config:
 
 
 # run keys newer than saved runs; their defaults change nothing
-ADDED_LATER = ("sgd_form", "d_loss_scale", "conditional", "seeds", "encoder", "sweep")
+ADDED_LATER = ("sgd_form", "d_loss_scale", "conditional", "seeds", "encoder", "sweep", "labels")
 
 
 def load_complete(path: str | Path) -> Config:

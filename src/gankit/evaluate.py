@@ -72,6 +72,12 @@ def _parzen(run_dir, n_samples, seed, device, sigmas=None, valid_size=1000, memb
                         valid_size=valid_size, member=member)
 
 
+def _ssl_error(run_dir, n_samples, seed, device, member=None, **_):
+    from gankit.semi import ssl_error
+
+    return ssl_error(load_run(run_dir, device, member=member))
+
+
 def _features_metric(name: str):
     return lambda run_dir, n_samples, seed, device, **options: _feature_metric(run_dir, name, n_samples or 10_000,
                                                                                 seed, device, **options)
@@ -89,6 +95,7 @@ METRICS: dict[str, Entry] = {
     "kid": Entry(_features_metric("kid"), "kernel inception-style distance on --features", ("image",)),
     "pr": Entry(_features_metric("pr"), "precision and recall (k-NN manifolds, k = 3) on --features", ("image",)),
     "dc": Entry(_features_metric("dc"), "density and coverage (Naeem et al. 2020, k = 5) on --features", ("image",)),
+    "ssl-error": Entry(_ssl_error, "semi-supervised runs: test error of D's class logits (Salimans et al. 2016)"),
 }
 
 
@@ -261,6 +268,8 @@ def format_result(metric: str, r: dict) -> str:
         return (f"{r['protocol']}: accuracy {r['accuracy']:.4f}, worst class {r['worst_class']} ({r['worst']:.4f}); "
                 f"per class {', '.join(f'{v:.3f}' for v in r['per_class'])}"
                 + (f"; FD per class {', '.join(f'{v:.2f}' for v in r['fd_per_class'])}" if "fd_per_class" in r else ""))
+    if metric == "ssl-error":
+        return f"test error {r['error']:.2%} ({r['n_test']} samples: {r['test']}; {r['labels']} labels)"
     if metric == "parzen":
         return (f"Parzen log-likelihood {r['mean']:.2f} ± {r['stderr']:.2f} nats (sigma {r['sigma']:.4g}, "
                 f"{r['n_samples']} samples, {r['n_test']} test points)")

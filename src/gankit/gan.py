@@ -131,6 +131,8 @@ def build(cfg: Config, data: Data | None = None, device: torch.device | None = N
     arch = architecture(cfg, data)
     G, D = construct(arch)
     E = construct_encoder(arch)  # after G and D: runs without an encoder initialise as before
+    if hasattr(D, "init_from_data"):  # a weight-normalised D initialised on a batch of data (models.semi)
+        D.init_from_data(data.x[torch.randperm(len(data.x))[:500]])
     G_ema = copy.deepcopy(G).requires_grad_(False).to(device) if cfg.ema > 0 else None
     return GAN(G.to(device), D.to(device), cfg, data.spec(), device, G_ema, arch, data,
                E=None if E is None else E.to(device))

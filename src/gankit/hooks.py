@@ -206,6 +206,10 @@ class Summary(Hook):
             from gankit.inference import joint_summary
 
             summary["encoder"] = joint_summary(self.gan)
+        if self.gan.cfg.objective == "semi-supervised" and not summary["interrupted"]:  # D as a classifier
+            from gankit.semi import ssl_error
+
+            summary["ssl_error"] = ssl_error(self.gan)
         with on_disk("write", self.run_dir / "losses.png"):
             plot_losses(rundir.read_metrics(self.run_dir), self.run_dir / "losses.png")
         rundir.write_json(self.run_dir, "summary.json", summary)

@@ -18,6 +18,7 @@ import torch
 import torch.nn.functional as F
 
 from gankit import losses
+from gankit.errors import ConfigError
 from gankit.registry import Entry
 
 Stats = dict[str, torch.Tensor]
@@ -52,8 +53,9 @@ class Game:
     def _in(self, x):
         return x if self.augment is None else self.augment(x)
 
-    def d_loss(self, D, x_real, x_fake, c=None, c_fake=None) -> tuple[torch.Tensor, Stats]:
-        """D's loss on a real and a generated minibatch (x_fake detached by the caller)."""
+    def d_loss(self, D, x_real, x_fake, c=None, c_fake=None, index: int = 0) -> tuple[torch.Tensor, Stats]:
+        """D's loss on a real and a generated minibatch (x_fake detached by the caller); `index`: the D update's
+        number, for a game that draws data of its own (the labelled minibatch of `SemiSupervised`)."""
         loss, stats = self.d_loss_from_logits(*real_fake_logits(D, self._in(x_real), self._in(x_fake), c, c_fake,
                                                                 self.joint))
         return self._scaled(loss), stats
@@ -65,7 +67,7 @@ class Game:
             return self.g_loss_from_logits(fake, real.detach())
         return self.g_loss_from_logits(D(self._in(x_fake), c))
 
-    def joint_losses(self, D, x_real, x_fake, c=None, c_fake=None):
+    def joint_losses(self, D, x_real, x_fake, c=None, c_fake=None, index: int = 0):
         """Both players' losses from one forward of D (the simultaneous update): (d_loss, g_loss, stats)."""
         real, fake = real_fake_logits(D, self._in(x_real), self._in(x_fake), c, c_fake, self.joint)
         d, d_stats = self.d_loss_from_logits(real, fake)
@@ -308,6 +310,80 @@ class BiGAN:
         return e_loss + g_loss, {"g_loss": g_loss.detach(), "e_loss": e_loss.detach()}
 
 
+def semi_supervised_d_loss(labelled: torch.Tensor, y: torch.Tensor, real: torch.Tensor,
+                           fake: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """(L_supervised, L_unsupervised) of Salimans et al. (2016) from D's K class logits on a labelled, an unlabelled
+    real and a generated minibatch. Class K+1 ("generated") has logit 0, so with log Z = logsumexp_k l_k:
+    L_sup = E[-log p(y | x, y <= K)] (K-way cross-entropy),
+    L_unsup = E_x[-log D(x)] + E_z[-log(1 - D(G(z)))],  D(x) = Z / (Z + 1), i.e. softplus(-log Z(x)) + softplus(log Z(G(z)))."""
+    sup = F.cross_entropy(labelled, y)
+    unsup = F.softplus(-torch.logsumexp(real, 1)).mean() + F.softplus(torch.logsumexp(fake, 1)).mean()
+    return sup, unsup
+
+
+def feature_matching(real: torch.Tensor, fake: torch.Tensor) -> torch.Tensor:
+    """||E f(x) - E f(G(z))||^2 / d over D's d intermediate features (the mean square, as the released code)."""
+    return (real.float().mean(0) - fake.float().mean(0)).pow(2).mean()
+
+
+@dataclass
+class SemiSupervised(Game):
+    """Semi-supervised learning with a (K+1)-class D and feature matching (Salimans et al. 2016): D, a K-class
+    classifier (`classify(x)` -> class logits, features), minimises L_sup on the labelled minibatch + L_unsup on the
+    real and generated ones (see `semi_supervised_d_loss`); G minimises `feature_matching` on D's last hidden layer.
+    `labelled(i)`: the labelled minibatch (x, y) of D's i-th update (set by the training loop). Logged: d_loss,
+    g_loss (= feature matching), loss_sup, loss_unsup, train_acc (on the labelled minibatch), d_real, d_fake."""
+
+    labelled: Callable | None = None
+    logged: ClassVar[tuple[str, ...]] = ("d_loss", "g_loss", "loss_sup", "loss_unsup", "train_acc", "d_real",
+                                         "d_fake")
+    g_needs_real: ClassVar[bool] = True
+
+    def _classify(self, D, *xs):
+        """[(class logits, features)] of each batch: one forward of D on all when `joint`."""
+        classify = getattr(D, "classify", None)
+        if classify is None:
+            raise ConfigError("objective 'semi-supervised' needs a classifying D (model semi-mlp), in one process")
+        xs = [self._in(x) for x in xs]
+        if not self.joint:
+            return [classify(x) for x in xs]
+        logits, feats = classify(torch.cat(xs))
+        sizes = [len(x) for x in xs]
+        return list(zip(logits.split(sizes), feats.split(sizes)))
+
+    def _d(self, lab, y, real, fake):
+        sup, unsup = semi_supervised_d_loss(lab.float(), y, real.float(), fake.float())
+        loss = sup + unsup
+        with torch.no_grad():
+            stats = {"d_loss": loss.detach(), "loss_sup": sup.detach(), "loss_unsup": unsup.detach(),
+                     "train_acc": (lab.argmax(1) == y).float().mean(),
+                     "d_real": torch.sigmoid(torch.logsumexp(real.detach().float(), 1)).mean(),
+                     "d_fake": torch.sigmoid(torch.logsumexp(fake.detach().float(), 1)).mean()}
+        return loss, stats
+
+    def _labelled(self, index, like):
+        x, y = self.labelled(index)
+        return x.to(like.dtype), y
+
+    def d_loss(self, D, x_real, x_fake, c=None, c_fake=None, index: int = 0):
+        x_lab, y = self._labelled(index, x_real)
+        (lab, _), (real, _), (fake, _) = self._classify(D, x_lab, x_real, x_fake)
+        loss, stats = self._d(lab, y, real, fake)
+        return self._scaled(loss), stats
+
+    def g_loss(self, D, x_fake, c=None, x_real=None):
+        (_, f_real), (_, f_fake) = self._classify(D, x_real, x_fake)
+        loss = feature_matching(f_real.detach(), f_fake)
+        return loss, {"g_loss": loss.detach()}
+
+    def joint_losses(self, D, x_real, x_fake, c=None, c_fake=None, index: int = 0):
+        x_lab, y = self._labelled(index, x_real)
+        (lab, _), (real, f_real), (fake, f_fake) = self._classify(D, x_lab, x_real, x_fake)
+        d, stats = self._d(lab, y, real, fake)
+        g = feature_matching(f_real.detach(), f_fake)
+        return self._scaled(d), g, {**stats, "g_loss": g.detach()}
+
+
 OBJECTIVES: dict[str, Entry] = {
     "logistic": Entry(lambda cfg, joint, aug: Logistic(joint, aug, cfg.loss),
                       "the paper's game: D by cross-entropy, G by --loss (nonsaturating | minimax)"),
@@ -322,16 +398,22 @@ OBJECTIVES: dict[str, Entry] = {
                      "Wasserstein critic with the gradient penalty --gp-weight (Gulrajani et al. 2017)"),
     "relativistic": Entry(lambda cfg, joint, aug: Relativistic(joint, aug),
                           "relativistic average logistic game (Jolicoeur-Martineau 2018)"),
+    "semi-supervised": Entry(lambda cfg, joint, aug: SemiSupervised(joint, aug),
+                             "K+1-class D on --labels labelled images, G by feature matching (Salimans et al. 2016; "
+                             "model semi-mlp)"),
 }
 G_LOSSES = tuple(losses.GENERATOR_LOSSES)
 
 
-def build(cfg, joint: bool = True, augment: Callable | None = None):
+def build(cfg, joint: bool = True, augment: Callable | None = None, labelled: Callable | None = None):
     """The objective `cfg.objective` (its generator loss chosen by `cfg.loss` where it has a choice), with the
-    gradient penalties the config asks for; a run with a jointly trained encoder (`cfg.encoder`) plays `BiGAN`."""
+    gradient penalties the config asks for; a run with a jointly trained encoder (`cfg.encoder`) plays `BiGAN`;
+    `labelled`: the labelled minibatches of a semi-supervised run."""
     if getattr(cfg, "encoder", False):
         return BiGAN(cfg.loss, cfg.d_loss_scale)
     game = OBJECTIVES[cfg.objective].build(cfg, joint, augment)
+    if labelled is not None:
+        game.labelled = labelled
     game.d_scale = cfg.d_loss_scale
     game.penalties = Penalties(cfg.gp_weight if cfg.objective == "wgan-gp" else 0.0, cfg.r1, cfg.r2, cfg.reg_every)
     game.logged = type(game).logged + game.penalties.names

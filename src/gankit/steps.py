@@ -21,7 +21,7 @@ def d_step(s: TrainState, objective, x: torch.Tensor, c: torch.Tensor | None = N
     # Update the discriminator by ascending its stochastic gradient:
     #     grad_theta_d 1/m sum_i [log D(x(i)) + log(1 - D(G(z(i))))]
     x = s.D.input(x)
-    loss, stats = objective.d_loss(s.D.net, x, fake, c)
+    loss, stats = objective.d_loss(s.D.net, x, fake, c, index=s.d_updates)
     # (+ the gradient penalties the objective carries, if any)
     penalty, penalty_stats = objective.d_penalty(s.D.local, x, fake, c, s.d_updates)
     stats |= penalty_stats
@@ -57,7 +57,7 @@ def simultaneous_step(s: TrainState, objective, x: torch.Tensor, c: torch.Tensor
     z = s.G.input(s.noise())
     x = s.D.input(x)
     fake = s.G.net(z, c)
-    d_loss, g_loss, stats = objective.joint_losses(s.D.net, x, fake, c)
+    d_loss, g_loss, stats = objective.joint_losses(s.D.net, x, fake, c, index=s.d_updates)
     penalty, penalty_stats = objective.d_penalty(s.D.local, x, fake, c, s.d_updates)
     stats |= penalty_stats
     if penalty is not None:

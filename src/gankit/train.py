@@ -23,7 +23,7 @@ from pathlib import Path
 import torch
 from tqdm.auto import tqdm
 
-from gankit import augment, ensemble, objectives, rundir, threads
+from gankit import augment, ensemble, objectives, rundir, semi, threads
 from gankit.config import Config, ConfigError, diff, from_dict, run_keys
 from gankit.data import Batches, Data
 from gankit.device import rank_world, resolve_device
@@ -170,6 +170,8 @@ def _start(cfg: Config, run_dir: Path, resume: bool, force: bool, progress: bool
             if not stacked else ensemble.Batches(data.x.to(device), cfg.batch_size,
                                                  [ensemble.member_config(cfg, e).seed for e in range(
                                                      ensemble.n_members(cfg))], reals_per_step=reals_per_step)
+        # semi-supervised: the objective draws the labelled minibatch of each D update (refused here if it cannot)
+        labelled = semi.labelled_batches(cfg, data, device) if cfg.labels else None
         total = cfg.steps if cfg.steps is not None else batches.steps_for(cfg.epochs)
         m = cfg.batch_size
 
@@ -216,7 +218,8 @@ def _start(cfg: Config, run_dir: Path, resume: bool, force: bool, progress: bool
         raise
     policies = augment.parse(cfg.augment)
     objective = objectives.build(cfg, joint=not has_batchnorm(gan.D),
-                                 augment=augment.Augment(policies, gan.spec.shape) if policies else None)
+                                 augment=augment.Augment(policies, gan.spec.shape) if policies else None,
+                                 labelled=labelled)
     if stacked:  # each member's gradients as in a plain run
         objective = ensemble.Game(objective, cfg)
     validation = Validation(run_dir, monitor, cfg.monitor_every, batches.epoch_ends_at, header(gan)) \

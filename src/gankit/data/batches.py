@@ -56,3 +56,27 @@ class Batches:
         start = (i * self.world + self.rank) * self.m
         idx = self._perm[start:start + self.m]
         return self.x.index_select(0, idx), None if self.y is None else self.y.index_select(0, idx)
+
+
+class Labelled:
+    """The labelled minibatches of a semi-supervised run: the N labelled samples as an endless stream of passes,
+    each pass in its own order drawn from (seed, pass), cut into minibatches of min(m, N). Minibatch i depends on
+    i alone (the D update's index), so a run is reproducible and resumes exactly."""
+
+    def __init__(self, x: torch.Tensor, y: torch.Tensor, m: int, seed: int):
+        self.x, self.y, self.m, self.seed = x, y, min(m, len(x)), seed
+        self._perms: dict[int, torch.Tensor] = {}
+
+    def _perm(self, p: int) -> torch.Tensor:
+        if p not in self._perms:
+            g = torch.Generator().manual_seed(self.seed * 1_000_003 + 7 + p * 9_176_867)
+            self._perms = {q: v for q, v in self._perms.items() if q >= p - 1}  # keep the current pass or two
+            self._perms[p] = torch.randperm(len(self.x), generator=g).to(self.x.device)
+        return self._perms[p]
+
+    def __call__(self, i: int) -> tuple[torch.Tensor, torch.Tensor]:
+        n = len(self.x)
+        first = i * self.m
+        p0, p1 = first // n, (first + self.m - 1) // n
+        order = torch.cat([self._perm(p) for p in range(p0, p1 + 1)])[first - p0 * n:first - p0 * n + self.m]
+        return self.x.index_select(0, order), self.y.index_select(0, order)

@@ -15,6 +15,7 @@ from gankit.models.layers import MinibatchStd, Packed
 from gankit.models.conv import DCGANDiscriminator, DCGANGenerator
 from gankit.models.mlp import (BNMLPGenerator, JointDiscriminator, MLPDiscriminator, MLPEncoder, MLPGenerator,
                                TutorialDiscriminator)
+from gankit.models.semi import SemiDiscriminator, SemiGenerator
 from gankit.models.paper import (PaperConvDiscriminator, PaperConvGenerator, PaperDiscriminator, PaperGenerator,
                                  output_bias_from_mean)
 from gankit.registry import Entry
@@ -25,7 +26,8 @@ __all__ = ["MLPGenerator", "MLPDiscriminator", "PaperGenerator", "PaperDiscrimin
 # the classes a checkpoint may name (nothing else is ever constructed from a file)
 NETWORKS = {cls.__name__: cls for cls in (MLPGenerator, MLPDiscriminator, BNMLPGenerator, TutorialDiscriminator,
                                           DCGANGenerator, DCGANDiscriminator, PaperGenerator, PaperDiscriminator,
-                                          PaperConvGenerator, PaperConvDiscriminator, JointDiscriminator, MLPEncoder)}
+                                          PaperConvGenerator, PaperConvDiscriminator, JointDiscriminator, MLPEncoder,
+                                          SemiGenerator, SemiDiscriminator)}
 
 
 def _output_for(data) -> str:
@@ -69,6 +71,11 @@ def _paper_conv(cfg, data):
             _net(PaperConvDiscriminator, shape=tuple(data.shape)))
 
 
+def _semi_mlp(cfg, data):
+    return (_net(SemiGenerator, z_dim=cfg.z_dim, x_dim=data.dim, output=_output_for(data)),
+            _net(SemiDiscriminator, x_dim=data.dim, n_classes=n_classes_of(data, "model 'semi-mlp'")))
+
+
 MODELS: dict[str, Entry] = {
     "mlp": Entry(_mlp, "MLPs of --layers x --hidden (ReLU G, LeakyReLU D); the toy default"),
     "bn-mlp": Entry(_bn_mlp, "the common tutorial MLP (BatchNorm G 128-256-512-1024, D 512-256); the image default",
@@ -76,7 +83,12 @@ MODELS: dict[str, Entry] = {
     "dcgan": Entry(_dcgan, "DCGAN-style conv nets, width --hidden", ("image",)),
     "paper": Entry(_paper, "the paper's MNIST nets (ReLU G 1200-1200, maxout D 240x5 with dropout)", ("image",)),
     "paper-conv": Entry(_paper_conv, "the paper's CIFAR-10 nets (maxout-conv D, deconvolutional G)", ("image",)),
+    "semi-mlp": Entry(_semi_mlp, "Salimans et al. (2016) MNIST nets for semi-supervised learning: K-class D "
+                                 "1000-500-250-250-250 (weight norm, Gaussian noise), G 500-500 softplus + batch norm",
+                      ("image", "toy")),
 }
+# models whose D is a K-class classifier (`classify(x)` -> class logits, features): the semi-supervised objective's
+CLASSIFIERS = ("semi-mlp",)
 
 
 # BiGAN / ALI (--encoder): per model, E's and the joint D's (hidden, layers, z_hidden) -- D's own sizes where it
@@ -94,15 +106,16 @@ def _with_encoder(cfg, data, arch: dict) -> dict:
             "E": _net(MLPEncoder, x_dim=data.dim, z_dim=cfg.z_dim, hidden=max(hidden, 256), layers=max(layers, 3))}
 
 
-def n_classes_of(data) -> int:
-    """The number of classes a conditional model is given: the dataset's, when it has labels of two or more."""
+def n_classes_of(data, who: str = "config key 'conditional'") -> int:
+    """The number of classes a conditional (or classifying) model is given: the dataset's, when it has labels of
+    two or more."""
     if data.labels is None:
-        raise ConfigError(f"config key 'conditional': dataset '{data.name}' has no class labels (a folder: dataset "
+        raise ConfigError(f"{who}: dataset '{data.name}' has no class labels (a folder: dataset "
                           f"needs one sub-directory per class)")
     k = max(len(data.classes), int(data.labels.max()) + 1 if len(data.labels) else 0)
     if k < 2:
-        raise ConfigError(f"config key 'conditional': dataset '{data.name}' has a single class; nothing to "
-                          f"condition on")
+        raise ConfigError(f"{who}: dataset '{data.name}' has a single class; nothing to "
+                          f"{'condition on' if 'conditional' in who else 'classify'}")
     return k
 
 
