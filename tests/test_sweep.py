@@ -223,6 +223,6 @@ def test_eval_covers_every_member_of_a_sweep(tmp_path, capsys):
     result = json.loads(capsys.readouterr().out)
     assert len(result["members"]) == 2 and [v["value"] for v in result["sweep"]["values"]] == [0.5, 0.9]
     for v, row in zip(result["sweep"]["values"], result["members"]):  # one seed per value: its member's numbers
-        assert v["modes_covered"]["mean"] == row["modes_covered"]
+        assert v["metrics"]["modes_covered"]["mean"] == row["modes_covered"]
     assert main(["eval", str(run), "--metric", "modes", "--n-samples", "300"]) == 0
     assert "ema 0.9: modes_covered" in capsys.readouterr().out

@@ -118,7 +118,8 @@ def run_metric(run_dir: str | Path, metric: str, n_samples: int | None = None, s
         if cfg.sweep:  # each swept value: mean ± std over its seeds (members value x seed, see member_config)
             key, values = swept(cfg)
             result["sweep"] = {"key": key, "values": [
-                {"value": v, **{k: spread([float(r[k]) for r, w in zip(rows, values) if w == v]) for k in numbers}}
+                {"value": v, "metrics": {k: spread([float(r[k]) for r, w in zip(rows, values) if w == v])
+                                         for k in numbers}}
                 for v in dict.fromkeys(values)]}
     else:
         result = METRICS[metric].build(run_dir, n_samples, seed, device, member=member, **options)
@@ -241,7 +242,7 @@ def format_result(metric: str, r: dict) -> str:
                   for k, v in r["ensemble"].items()]
         for row in r.get("sweep", {}).get("values", []):
             lines += [f"{r['sweep']['key']} {row['value']:g}: {k} {v['mean']:.4g} ± {v['std']:.4g}"
-                      for k, v in row.items() if k != "value"]
+                      for k, v in row["metrics"].items()]
         return "\n".join(lines)
     if metric in ("fd", "fid"):
         text = f"{r['protocol']}: {r['value']:.4g}"
