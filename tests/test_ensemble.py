@@ -11,7 +11,7 @@ from gankit.gan import build
 from gankit.sampling import load_run
 from gankit.train import fit
 
-from conftest import tiny, weights
+from conftest import assert_resume_is_bit_exact, tiny, weights
 
 
 
@@ -207,11 +207,7 @@ def test_wgan_gp_ensemble_trains_and_logs_its_penalty(tmp_path):
 
 def test_resume_is_bit_exact(tmp_path):
     cfg = dict(seeds=3, seed=2, checkpoint_every=3, dataset="grid25")
-    straight, _ = fit(tiny(steps=8, **cfg), tmp_path / "a", progress=False)
-    fit(tiny(steps=5, **cfg), tmp_path / "b", progress=False)
-    resumed, _ = fit(tiny(steps=8, **cfg), tmp_path / "b", resume=True, progress=False)
-    a, b = weights(straight), weights(resumed)
-    assert all(torch.equal(a[k], b[k]) for k in a)
+    assert_resume_is_bit_exact(tmp_path, cfg)
     sa = torch.load(tmp_path / "a" / "checkpoints" / "last.pt", weights_only=True)
     sb = torch.load(tmp_path / "b" / "checkpoints" / "last.pt", weights_only=True)
     assert all(torch.equal(x, y) for x, y in zip(sa["noise_rng"], sb["noise_rng"]))

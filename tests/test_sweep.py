@@ -11,7 +11,7 @@ from gankit.cli import main
 from gankit.sampling import load_run
 from gankit.train import fit
 
-from conftest import tiny, weights
+from conftest import assert_resume_is_bit_exact, tiny, weights
 
 STEPS = 12
 
@@ -207,11 +207,7 @@ def test_ranking_orders_by_modes_then_high_quality():
 
 def test_resume_of_a_member_optimiser_sweep_is_bit_exact(tmp_path):
     cfg = dict(seeds=2, seed=2, checkpoint_every=3, sweep="lr=1e-3,3e-3")
-    straight, _ = fit(tiny(steps=8, **cfg), tmp_path / "a", progress=False)
-    fit(tiny(steps=5, **cfg), tmp_path / "b", progress=False)
-    resumed, _ = fit(tiny(steps=8, **cfg), tmp_path / "b", resume=True, progress=False)
-    a, b = weights(straight), weights(resumed)
-    assert all(torch.equal(a[k], b[k]) for k in a)
+    assert_resume_is_bit_exact(tmp_path, cfg)
     with pytest.raises(Exception, match="config differs in sweep"):
         fit(tiny(steps=9, **{**cfg, "sweep": "lr=1e-3,2e-3"}), tmp_path / "b", resume=True, progress=False)
 
