@@ -21,13 +21,13 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def _worker(rank, world, port, run_dir, out_dir, update, precision):
+def _worker(rank, world, port, run_dir, out_dir, update, precision, extra=None):
     os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
     torch.set_num_threads(1)
     dist.init_process_group("gloo", rank=rank, world_size=world)
     try:
-        gan, summary = fit(C.from_dict({**BASE, "batch_size": 16, "update": update, "precision": precision}), run_dir,
-                         progress=False)
+        gan, summary = fit(C.from_dict({**BASE, "batch_size": 16, "update": update, "precision": precision,
+                                        **(extra or {})}), run_dir, progress=False)
         torch.save({"G": gan.G.state_dict(), "D": gan.D.state_dict(), "d_loss": summary["d_loss"]},
                    os.path.join(out_dir, f"rank{rank}.pt"))
     finally:
@@ -35,17 +35,18 @@ def _worker(rank, world, port, run_dir, out_dir, update, precision):
         dist.destroy_process_group()
 
 
-@pytest.mark.parametrize("update,precision", [("alternating", "fp32"), ("simultaneous", "fp32"),
-                                              ("alternating", "bf16")])
-def test_two_processes_match_each_other_and_one_process_on_the_combined_batch(tmp_path, update, precision):
-    mp.spawn(_worker, args=(2, _free_port(), str(tmp_path / "ddp"), str(tmp_path), update, precision), nprocs=2,
+@pytest.mark.parametrize("update,precision,extra", [("alternating", "fp32", {}), ("simultaneous", "fp32", {}),
+                                                    ("alternating", "bf16", {}),
+                                                    ("alternating", "fp32", {"seeds": 2})])  # a seed ensemble shards too
+def test_two_processes_match_each_other_and_one_process_on_the_combined_batch(tmp_path, update, precision, extra):
+    mp.spawn(_worker, args=(2, _free_port(), str(tmp_path / "ddp"), str(tmp_path), update, precision, extra), nprocs=2,
              join=True)
     r0 = torch.load(tmp_path / "rank0.pt", weights_only=True)
     r1 = torch.load(tmp_path / "rank1.pt", weights_only=True)
     for net in ("G", "D"):
         for k, v in r0[net].items():
             assert torch.equal(v, r1[net][k]), f"{net}.{k} differs between ranks"
-    gan, summary = fit(C.from_dict({**BASE, "batch_size": 32, "update": update, "precision": precision}),
+    gan, summary = fit(C.from_dict({**BASE, "batch_size": 32, "update": update, "precision": precision, **extra}),
                        tmp_path / "single", progress=False)
     # bf16: gradients are averaged across ranks in bf16, so agreement is to bf16 rounding of 6 Adam steps
     rtol, atol = (1e-4, 1e-6) if precision == "fp32" else (1e-2, 2e-3)

@@ -332,15 +332,17 @@ class Batches:
 
 class Noise:
     """Each member's m noise vectors from its own generator, seeded as the member's plain run seeds its global one
-    for training (its seed + 1), stacked as [m, E, z_dim]."""
+    for training (its seed + 1), stacked as [m, E, z_dim]. Under torchrun, as a plain run: every rank draws the
+    global m * world and keeps its own shard."""
 
-    def __init__(self, cfg, m: int, device):
-        self.cfg, self.m, self.device = cfg, m, torch.device(device)
+    def __init__(self, cfg, m: int, device, rank: int = 0, world: int = 1):
+        self.cfg, self.m, self.device, self.rank, self.world = cfg, m, torch.device(device), rank, world
         self.generators = [torch.Generator(self.device).manual_seed(member_config(cfg, e).seed + 1)
                            for e in range(n_members(cfg))]
 
     def __call__(self) -> torch.Tensor:
-        return torch.stack([sample_noise(self.m, self.cfg.z_dim, self.cfg.noise, self.device, g)
+        lo = self.rank * self.m
+        return torch.stack([sample_noise(self.m * self.world, self.cfg.z_dim, self.cfg.noise, self.device, g)[lo:lo + self.m]
                             for g in self.generators], 1)
 
     def state_dict(self) -> list:

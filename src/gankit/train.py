@@ -156,8 +156,6 @@ def _start(cfg: Config, run_dir: Path, resume: bool, force: bool, progress: bool
             raise rundir.RunDirError(f"{run_dir} already holds a run; continue it with --resume {run_dir} or choose "
                                      f"another --out")
         stacked = ensemble.n_members(cfg) > 1  # a seed ensemble (gankit.ensemble): stacked networks, the same loop
-        if stacked and world > 1:
-            raise ConfigError("config key 'seeds': seed ensembles run in one process, not under torchrun")
         if cfg.encoder and world > 1:
             raise ConfigError("config key 'encoder': the jointly trained encoder runs in one process, not under torchrun")
         # data problems surface here, before anything is written
@@ -169,7 +167,7 @@ def _start(cfg: Config, run_dir: Path, resume: bool, force: bool, progress: bool
         batches = Batches(data.x.to(device), cfg.batch_size, cfg.seed, rank, world, labels, reals_per_step) \
             if not stacked else ensemble.Batches(data.x.to(device), cfg.batch_size,
                                                  [ensemble.member_config(cfg, e).seed for e in range(
-                                                     ensemble.n_members(cfg))], reals_per_step=reals_per_step)
+                                                     ensemble.n_members(cfg))], rank, world, reals_per_step=reals_per_step)
         # semi-supervised: the objective draws the labelled minibatch of each D update (refused here if it cannot)
         labelled = semi.labelled_batches(cfg, data, device) if cfg.labels else None
         total = cfg.steps if cfg.steps is not None else batches.steps_for(cfg.epochs)
@@ -180,7 +178,7 @@ def _start(cfg: Config, run_dir: Path, resume: bool, force: bool, progress: bool
             z = sample_noise(m * world, cfg.z_dim, cfg.noise, device)
             return z if world == 1 else z[rank * m:(rank + 1) * m]
 
-        noise = ensemble.Noise(cfg, m, device) if stacked else shard_noise  # an ensemble: each member its own z
+        noise = ensemble.Noise(cfg, m, device, rank, world) if stacked else shard_noise  # an ensemble: each member its own z
         G, D = player(gan.G, cfg, cfg.lr, world > 1), player(gan.D, cfg, cfg.lr_d or cfg.lr, world > 1)
         s = ensemble.State(G, D, noise, device, gan.G_ema, cfg.ema, cfg=cfg) if stacked else \
             TrainState(G, D, noise, device, gan.G_ema, cfg.ema)
