@@ -277,6 +277,7 @@ def test_eval_reports_every_member_and_the_ensemble(tmp_path, capsys):
     result = json.loads(capsys.readouterr().out)
     each = [r["modes_covered"] for r in result["members"]]
     assert len(each) == 2 and result["ensemble"]["modes_covered"]["max"] == max(each)
+    assert "n_samples" not in result["ensemble"] and "n_modes" not in result["ensemble"]  # bookkeeping, not results
     assert main(["eval", str(run), "--metric", "modes", "--member", "1", "--n-samples", "300", "--json"]) == 0
     assert json.loads(capsys.readouterr().out) == result["members"][1]  # the same sample seed, the same member
     assert set(json.loads((run / "eval.json").read_text())) == {"modes", "modes:member1"}

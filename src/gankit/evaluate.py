@@ -99,6 +99,10 @@ METRICS: dict[str, Entry] = {
 }
 
 
+# numbers a result records about how it was measured, not what: not aggregated over an ensemble's members
+BOOKKEEPING = ("n_samples", "n_generated", "n_reference", "seed", "classifier_test_accuracy", "n_modes")
+
+
 def run_metric(run_dir: str | Path, metric: str, n_samples: int | None = None, seed: int = 0,
                device: str = "auto", member: int | None = None, **options) -> dict:
     """Compute `metric` for the run and merge it into RUN_DIR/eval.json. For a seed ensemble: for `member`, or for
@@ -113,7 +117,8 @@ def run_metric(run_dir: str | Path, metric: str, n_samples: int | None = None, s
         from gankit.ensemble import spread, swept
 
         rows = [METRICS[metric].build(run_dir, n_samples, seed, device, member=e, **options) for e in range(n)]
-        numbers = [k for k, v in rows[0].items() if isinstance(v, (int, float)) and not isinstance(v, bool)]
+        numbers = [k for k, v in rows[0].items() if isinstance(v, (int, float)) and not isinstance(v, bool)
+                   and k not in BOOKKEEPING]
         result = {"members": rows, "ensemble": {k: spread([float(r[k]) for r in rows]) for k in numbers}}
         if cfg.sweep:  # each swept value: mean ± std over its seeds (members value x seed, see member_config)
             key, values = swept(cfg)
