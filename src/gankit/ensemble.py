@@ -204,7 +204,8 @@ def stack(nets: list[nn.Module]) -> nn.Module:
             parent, _, child = name.rpartition(".")
             setattr(stacked.get_submodule(parent) if parent else stacked, child, EnsembleLinear(weight, bias))
         elif type(module) in _STACKABLE:
-            if isinstance(module, nn.BatchNorm1d | nn.BatchNorm2d) and not (module.affine and module.track_running_stats):
+            if isinstance(module, nn.BatchNorm1d | nn.BatchNorm2d) and not (module.affine
+                                                                              and module.track_running_stats):
                 raise ConfigError("seed ensembles stack BatchNorm with affine parameters and running statistics only")
             parent, _, child = name.rpartition(".")
             setattr(stacked.get_submodule(parent) if parent else stacked, child,
@@ -341,8 +342,8 @@ class Noise:
                            for e in range(n_members(cfg))]
 
     def __call__(self) -> torch.Tensor:
-        lo = self.rank * self.m
-        return torch.stack([sample_noise(self.m * self.world, self.cfg.z_dim, self.cfg.noise, self.device, g)[lo:lo + self.m]
+        lo, n = self.rank * self.m, self.m * self.world
+        return torch.stack([sample_noise(n, self.cfg.z_dim, self.cfg.noise, self.device, g)[lo:lo + self.m]
                             for g in self.generators], 1)
 
     def state_dict(self) -> list:

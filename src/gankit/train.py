@@ -178,7 +178,8 @@ def _start(cfg: Config, run_dir: Path, resume: bool, force: bool, progress: bool
             z = sample_noise(m * world, cfg.z_dim, cfg.noise, device)
             return z if world == 1 else z[rank * m:(rank + 1) * m]
 
-        noise = ensemble.Noise(cfg, m, device, rank, world) if stacked else shard_noise  # an ensemble: each member its own z
+        # an ensemble: each member its own z
+        noise = ensemble.Noise(cfg, m, device, rank, world) if stacked else shard_noise
         G, D = player(gan.G, cfg, cfg.lr, world > 1), player(gan.D, cfg, cfg.lr_d or cfg.lr, world > 1)
         s = ensemble.State(G, D, noise, device, gan.G_ema, cfg.ema, cfg=cfg) if stacked else \
             TrainState(G, D, noise, device, gan.G_ema, cfg.ema)
