@@ -176,7 +176,7 @@ def test_the_page_in_chromium(runs, tmp_path):
     with browser_or_skip() as b:
         b.open(out.as_uri())
         imgs = b.evaluate("Array.from(document.images).map(i => [i.complete, i.naturalWidth, i.alt])")
-        assert len(imgs) == 2 * 4 + 7 + 1  # two runs' pictures, seven curves, one figure
+        assert len(imgs) == 2 * 4 + 8 + 1  # two runs' pictures, eight curves (r1 among them), one figure
         assert all(complete and width > 0 for complete, width, _ in imgs), [a for c, w, a in imgs if not w]
         shown = ("Array.from(document.querySelectorAll('.frames')).map(f => "
                  "[f.querySelector('img.frame:not([hidden])').dataset.step, f.querySelector('.frame-label').textContent])")
