@@ -150,7 +150,8 @@ def _parser() -> argparse.ArgumentParser:
     pr.add_argument("--json", action="store_true")
     pr.add_argument("--device", default="auto")
 
-    ip = sub.add_parser("inpaint", help="complete hidden pixels by searching z against the visible ones")
+    ip = sub.add_parser("inpaint", help="complete hidden pixels by searching z against the visible ones (a run trained "
+                                        "with --inpaint: by G(z, c), given the visible ones)")
     ip.add_argument("run_dir")
     ip.add_argument("--mask", default="centre", choices=["left", "right", "top", "bottom", "centre", "random"],
                     help="the part hidden (random: each pixel with probability 1/2)")
@@ -456,6 +457,9 @@ def _unconditional_run(args: dict):
     gan = sampling.load_run(args["run_dir"], args["device"])
     if gan.n_classes:
         raise UsageError(f"gankit {args['command']} works on unconditional runs; {args['run_dir']} is conditional")
+    if gan.context_dim and args["command"] != "inpaint":  # an inpainting run's G needs the visible pixels
+        raise UsageError(f"gankit {args['command']} works on unconditional runs; {args['run_dir']} was trained with "
+                         f"--inpaint (G completes given pixels)")
     return gan
 
 
@@ -549,7 +553,7 @@ def cmd_inpaint(args: dict) -> int:
                         seed=args["seed"])
     with on_disk("write", out):
         inpaint.figure_inpaint(gan, x, r, out)
-    keys = ("mask", "n", "k", "mse_hidden", "mse_hidden_best_fit", "mse_hidden_average_completion",
+    keys = ("mask", "method", "n", "k", "mse_hidden", "mse_hidden_best_fit", "mse_hidden_average_completion",
             "mse_hidden_mean_image")
     if args["json"]:
         print(json.dumps({k: r[k] for k in keys}, indent=2))

@@ -124,3 +124,10 @@ def needs_c(c: torch.Tensor | None, name: str) -> torch.Tensor:
     if c is None:
         raise ValueError(f"{name} is conditional: call it with class labels c")
     return c
+
+
+def composite(out: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
+    """An inpainting G's output: the context's visible pixels kept exactly, G's own in the hidden ones. c is the
+    context [N, 2 d] = [x with hidden pixels zeroed, 1 where visible] (see `gankit.inpaint.context`)."""
+    d = out.shape[1]
+    return torch.where(c[:, d:] > 0.5, c[:, :d].to(out.dtype), out)
