@@ -9,7 +9,7 @@ import pytest
 import torch
 from conftest import assert_resume_is_bit_exact, random_png_folder, sgd_step, tiny
 
-from gankit import config as C, inpaint as P
+from gankit import inpaint as P
 from gankit.cli import main
 from gankit.errors import ConfigError, UsageError
 from gankit.models import INPAINT_MODELS, build_models
