@@ -138,11 +138,11 @@ def test_inpaint_completes_with_g_keeping_the_visible_pixels_and_is_seeded(run):
     x = gan.data.x[:5]
     r = P.inpaint(gan, x, "bottom", k=3, seed=1)
     comp, vis = r["completions"], ~r["hidden"].reshape(-1)
-    assert r["method"] == "conditional G(z, c)" and comp.shape == (5, 3, D_X) and r["d_logit"].shape == (5, 3)
+    assert r["method"] == "conditional G(z, c)" and comp.shape == (5, 3, D_X) and r["d_score"].shape == (5, 3)
     assert torch.equal(comp[:, :, vis], x[:, None, vis].expand(-1, 3, -1))
     assert float(r["visible_error"].abs().max()) == 0.0
     assert not torch.allclose(comp[:, 0, ~vis], comp[:, 1, ~vis])  # a fresh z per completion
-    best = r["hidden_error"][torch.arange(5), r["d_logit"].argmax(1)].mean()
+    best = r["hidden_error"][torch.arange(5), r["d_score"].argmax(1)].mean()
     assert r["mse_hidden_best_fit"] == pytest.approx(float(best))
     again, other = P.inpaint(gan, x, "bottom", k=3, seed=1), P.inpaint(gan, x, "bottom", k=3, seed=2)
     assert torch.equal(again["completions"], comp) and not torch.equal(other["completions"], comp)

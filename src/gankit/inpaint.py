@@ -80,6 +80,16 @@ def _check(gan: GAN) -> None:
         raise UsageError("inpaint completes images; this run's dataset is a toy (points have no pixels to hide)")
 
 
+def _flat_mask(gan: GAN, hidden: torch.Tensor) -> torch.Tensor:
+    """The mask flat [d], checked: one value per image value, some hidden and some visible."""
+    h = hidden.reshape(-1)
+    if h.numel() != gan.spec.dim:
+        raise UsageError(f"mask of {h.numel()} pixels for images of {gan.spec.dim} values")
+    if bool(h.all()) or not bool(h.any()):
+        raise UsageError("the mask must hide some pixels and leave some visible")
+    return h
+
+
 def complete(gan: GAN, x: torch.Tensor, hidden: torch.Tensor, k: int = 4, steps: int = 300, lr: float = 0.05,
              candidates: int = 32, seed: int = 0) -> dict:
     """k completions per image: for each restart, the best of `candidates` random z on the visible pixels, then
@@ -88,11 +98,7 @@ def complete(gan: GAN, x: torch.Tensor, hidden: torch.Tensor, k: int = 4, steps:
     _check(gan)
     if k < 1 or steps < 0 or candidates < 1:
         raise UsageError("--n-completions and --candidates must be >= 1, --steps >= 0")
-    h = hidden.reshape(-1).to(x.device)
-    if h.numel() != gan.spec.dim:
-        raise UsageError(f"mask of {h.numel()} pixels for images of {gan.spec.dim} values")
-    if bool(h.all()) or not bool(h.any()):
-        raise UsageError("the mask must hide some pixels and leave some visible")
+    h = _flat_mask(gan, hidden).to(x.device)
     vis = (~h).float()
     n, zd = len(x), gan.cfg.z_dim
     g = torch.Generator().manual_seed(seed)
@@ -113,26 +119,22 @@ def complete(gan: GAN, x: torch.Tensor, hidden: torch.Tensor, k: int = 4, steps:
 
 def complete_conditional(gan: GAN, x: torch.Tensor, hidden: torch.Tensor, k: int = 4, seed: int = 0) -> dict:
     """k completions per image by an inpainting run's G: G(z, context(x, hidden)) for k fresh z (seeded), one forward
-    each, with no search. G keeps the visible pixels itself; each completion's D(x, c) logit is returned too.
-    Returns completions [N, k, d], the squared error on visible (zero) and hidden pixels, and `d_logit` [N, k]."""
+    each, with no search. G keeps the visible pixels itself (`models.layers.composite`). Returns completions
+    [N, k, d], the squared error on visible (zero) and hidden pixels, and each completion's D(x, c) as `d_score`."""
     _check(gan)
     if k < 1:
         raise UsageError("--n-completions must be >= 1")
-    h = hidden.reshape(-1)
-    if h.numel() != gan.spec.dim:
-        raise UsageError(f"mask of {h.numel()} pixels for images of {gan.spec.dim} values")
-    if bool(h.all()) or not bool(h.any()):
-        raise UsageError("the mask must hide some pixels and leave some visible")
+    h = _flat_mask(gan, hidden)
     x = x.float().cpu()
     c = context(x, h)
     g = torch.Generator().manual_seed(seed)
-    outs, logits = [], []
+    outs, scores = [], []
     for _ in range(k):
         z = sample_noise(len(x), gan.cfg.z_dim, gan.cfg.noise, "cpu", g)
         outs.append(gan.sample(len(x), z, c=c).cpu())
-        logits.append(torch.logit(gan.discriminate(outs[-1], c=c).cpu().double()).float())
+        scores.append(gan.discriminate(outs[-1], c=c).cpu())
     comp = torch.stack(outs, 1)
-    return {"completions": comp, "d_logit": torch.stack(logits, 1),
+    return {"completions": comp, "d_score": torch.stack(scores, 1),
             "visible_error": torch.stack([pixel_errors_masked(gan, o, x, ~h) for o in outs], 1),
             "hidden_error": torch.stack([pixel_errors_masked(gan, o, x, h) for o in outs], 1)}
 
@@ -153,7 +155,7 @@ def inpaint(gan: GAN, x: torch.Tensor, mask: str = "centre", k: int = 4, steps: 
         train_mean = gan.data.x.mean(0)
     h = hidden.reshape(-1)
     base = pixel_errors_masked(gan, train_mean.expand_as(x), x, h)
-    best = r["d_logit"].argmax(1) if conditional else r["visible_error"].argmin(1)
+    best = r["d_score"].argmax(1) if conditional else r["visible_error"].argmin(1)
     average = pixel_errors_masked(gan, r["completions"].mean(1), x, h)
     return {**r, "mask": mask, "hidden": hidden, "mse_hidden": float(r["hidden_error"].mean()),
             "method": "conditional G(z, c)" if conditional else "search z",
