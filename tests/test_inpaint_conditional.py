@@ -191,8 +191,10 @@ def test_cli_train_inpaint_sample_and_complete(folder, tmp_path, capsys):
     fig = tmp_path / "i.png"
     assert main(["inpaint", str(out), "--mask", "random", "--split", "train", "--n", "3", "--n-completions", "2",
                  "--out", str(fig), "--json"]) == 0
-    r = json.loads(capsys.readouterr().out)
+    captured = capsys.readouterr()
+    r = json.loads(captured.out)
     assert r["method"] == "conditional G(z, c)" and r["n"] == 3 and r["k"] == 2
+    assert "trained on masks top, not random" in captured.err
     from PIL import Image
 
     assert np.asarray(Image.open(fig)).shape[:2] == (3 * (3 * 10 + 2), 3 * (4 * 10 + 2))

@@ -548,6 +548,8 @@ def cmd_inpaint(args: dict) -> int:
     gan = _unconditional_run(args)
     if gan.spec.kind != "image":
         raise UsageError("inpaint completes images; this run's dataset is a toy (points have no pixels to hide)")
+    if gan.context_dim and args["mask"] not in config_mod.inpaint_masks(gan.cfg.inpaint):
+        print(f"gankit: warning: this run was trained on masks {gan.cfg.inpaint}, not {args['mask']}", file=sys.stderr)
     x = _images(args, gan)
     r = inpaint.inpaint(gan, x, args["mask"], args["n_completions"], args["steps"], candidates=args["candidates"],
                         seed=args["seed"])
