@@ -150,7 +150,8 @@ def _parser() -> argparse.ArgumentParser:
     pr.add_argument("--json", action="store_true")
     pr.add_argument("--device", default="auto")
 
-    ip = sub.add_parser("inpaint", help="complete hidden pixels by searching z against the visible ones")
+    ip = sub.add_parser("inpaint", help="complete hidden pixels by searching z against the visible ones (a run trained "
+                                        "with --inpaint: by G(z, c), given the visible ones)")
     ip.add_argument("run_dir")
     ip.add_argument("--mask", default="centre", choices=["left", "right", "top", "bottom", "centre", "random"],
                     help="the part hidden (random: each pixel with probability 1/2)")
@@ -456,6 +457,9 @@ def _unconditional_run(args: dict):
     gan = sampling.load_run(args["run_dir"], args["device"])
     if gan.n_classes:
         raise UsageError(f"gankit {args['command']} works on unconditional runs; {args['run_dir']} is conditional")
+    if gan.context_dim and args["command"] != "inpaint":  # an inpainting run's G needs the visible pixels
+        raise UsageError(f"gankit {args['command']} works on unconditional runs; {args['run_dir']} was trained with "
+                         f"--inpaint (G completes given pixels)")
     return gan
 
 
@@ -544,12 +548,14 @@ def cmd_inpaint(args: dict) -> int:
     gan = _unconditional_run(args)
     if gan.spec.kind != "image":
         raise UsageError("inpaint completes images; this run's dataset is a toy (points have no pixels to hide)")
+    if gan.context_dim and args["mask"] not in config_mod.inpaint_masks(gan.cfg.inpaint):
+        print(f"gankit: warning: this run was trained on masks {gan.cfg.inpaint}, not {args['mask']}", file=sys.stderr)
     x = _images(args, gan)
     r = inpaint.inpaint(gan, x, args["mask"], args["n_completions"], args["steps"], candidates=args["candidates"],
                         seed=args["seed"])
     with on_disk("write", out):
         inpaint.figure_inpaint(gan, x, r, out)
-    keys = ("mask", "n", "k", "mse_hidden", "mse_hidden_best_fit", "mse_hidden_average_completion",
+    keys = ("mask", "method", "n", "k", "mse_hidden", "mse_hidden_best_fit", "mse_hidden_average_completion",
             "mse_hidden_mean_image")
     if args["json"]:
         print(json.dumps({k: r[k] for k in keys}, indent=2))

@@ -62,6 +62,9 @@ class Config:
     conditional: bool = _f(False, "p(x | c): G and D take the class label c (toys: the mode index)")
     encoder: bool = _f(False, "BiGAN / ALI: train an encoder E: x -> z jointly with G; D judges pairs (x, E(x)) "
                        "against (G(z), z) (Donahue et al. 2017; Dumoulin et al. 2017); models mlp, bn-mlp")
+    inpaint: str = _f("", "inpainting, p(x | visible pixels): G(z, c) completes each image from its context c (visible "
+                      "pixels, mask), D judges D(x, c); masks drawn per image from any of left,right,top,bottom,"
+                      "centre,random (images; models mlp, bn-mlp, dcgan; '' = off)")
     labels: int | None = _f(None, "semi-supervised: N labelled training samples, balanced over the classes and "
                             "drawn by --seed (objective semi-supervised)")
     # objective and Algorithm 1
@@ -305,6 +308,8 @@ def validate(cfg: Config) -> Config:
                           "no class labels; use pack = 1")
     if cfg.conditional and cfg.dataset == "gaussian1d":
         raise ConfigError("config key 'conditional': dataset 'gaussian1d' has a single class; nothing to condition on")
+    if cfg.inpaint:
+        _check_inpaint(cfg, data_kind)
     if cfg.encoder and encoder_unsupported(cfg):
         raise ConfigError(f"config key 'encoder': {encoder_unsupported(cfg)}")
     _check_semi_supervised(cfg, data_kind)
@@ -313,6 +318,41 @@ def validate(cfg: Config) -> Config:
                           f"so k must be 1, got {cfg.k}")
     _validate_sweep(cfg)
     return cfg
+
+
+def inpaint_masks(text: str) -> tuple[str, ...]:
+    """The mask kinds of `inpaint` ('centre' or 'left,right,...'), each checked against gankit.inpaint.MASKS."""
+    from gankit.inpaint import MASKS
+
+    names = tuple(w.strip() for w in text.split(","))
+    for name in names:
+        if name not in MASKS:
+            raise ConfigError(f"config key 'inpaint': unknown mask {name!r} (choose any of {', '.join(MASKS)}, "
+                              f"comma-separated)")
+    if len(set(names)) < len(names):
+        raise ConfigError(f"config key 'inpaint': a mask is named twice in {text!r}")
+    return names
+
+
+def _check_inpaint(cfg: Config, data_kind: str) -> None:
+    """--inpaint: known masks, image data, a model that takes the context, and nothing it does not combine with."""
+    from gankit.models import INPAINT_MODELS
+
+    inpaint_masks(cfg.inpaint)
+    if data_kind != "image":
+        raise ConfigError(f"config key 'inpaint': inpainting hides pixels of images, not points of dataset "
+                          f"'{cfg.dataset}'")
+    if cfg.model not in INPAINT_MODELS:
+        raise ConfigError(f"config key 'inpaint': models {', '.join(INPAINT_MODELS)} take an image context, not "
+                          f"'{cfg.model}'")
+    for key, off, what in (("conditional", False, "--conditional"), ("encoder", False, "--encoder"),
+                           ("seeds", 1, "seed ensembles (--seeds > 1)"), ("sweep", "", "--sweep"),
+                           ("pack", 1, "packing (--pack)"), ("minibatch_std", False, "--minibatch-std"),
+                           ("augment", "", "--augment (it would change x but not its context)"),
+                           ("labels", None, "the semi-supervised objective"), ("monitor", "", "--monitor"),
+                           ("tensorboard", False, "--tensorboard")):
+        if getattr(cfg, key) != off:
+            raise ConfigError(f"config key 'inpaint': does not support {what} yet")
 
 
 def encoder_unsupported(cfg: Config) -> str | None:
@@ -525,7 +565,7 @@ def load(path: str | Path) -> Config:
 
 
 # run keys newer than saved runs; their defaults change nothing
-ADDED_LATER = ("sgd_form", "d_loss_scale", "conditional", "seeds", "encoder", "sweep", "labels")
+ADDED_LATER = ("sgd_form", "d_loss_scale", "conditional", "seeds", "encoder", "sweep", "labels", "inpaint")
 
 
 def load_complete(path: str | Path) -> Config:

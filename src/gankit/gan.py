@@ -14,7 +14,7 @@ from gankit.config import Config, from_dict
 from gankit.data import Data, DataSpec, load_dataset
 from gankit.device import resolve_device
 from gankit.errors import CheckpointError, GankitError, UsageError, first_line
-from gankit.models import architecture, construct, construct_encoder, n_classes
+from gankit.models import architecture, construct, construct_encoder, context_dim, n_classes
 from gankit.noise import sample_noise
 
 FORMAT = 2  # checkpoints that carry their config, the networks' constructor arguments and the data's spec
@@ -48,6 +48,24 @@ class GAN:
         """The number of classes of a conditional run (c in 0 .. n_classes - 1); 0 when unconditional."""
         return n_classes(self.G)
 
+    @property
+    def context_dim(self) -> int:
+        """The length of the image context c an inpainting run's G and D take (trained with --inpaint); else 0."""
+        return context_dim(self.G)
+
+    def condition(self, n: int, c=None) -> torch.Tensor | None:
+        """What n samples are conditioned on: class labels (see `classes`), or for an inpainting run the context
+        c [n, context_dim] of each image (`gankit.inpaint.context`), which it requires."""
+        if not self.context_dim:
+            return self.classes(n, c)
+        if c is None:
+            raise UsageError("this run completes images (trained with --inpaint): G and D take the context c of each "
+                             "image (see gankit.inpaint)")
+        c = torch.as_tensor(c, device=self.device).float()
+        if c.shape != (n, self.context_dim):
+            raise UsageError(f"the contexts must have shape ({n}, {self.context_dim}), got {tuple(c.shape)}")
+        return c
+
     def classes(self, n: int, c=None) -> torch.Tensor | None:
         """The labels of n conditional samples: `c` (an int or [n] labels) checked against the classes, or
         when None, 0, 1, ..., K-1, 0, 1, ... (balanced, as the label marginal of balanced data); None for an
@@ -72,11 +90,12 @@ class GAN:
     @torch.no_grad()
     def sample(self, n: int, z: torch.Tensor | None = None, batch: int = 10_000, c=None) -> torch.Tensor:
         """n samples G(z) in eval mode (from the averaged G when there is one), z ~ p_z unless given. A
-        conditional run samples p(x | c): c one class or n labels (default: every class in turn, see `classes`)."""
+        conditional run samples p(x | c): c one class or n labels (default: every class in turn, see `classes`); an
+        inpainting run completes images from their contexts c (see `condition`)."""
         G = self.G_ema if self.G_ema is not None else self.G
         if z is None:
             z = sample_noise(n, self.cfg.z_dim, self.cfg.noise, self.device)
-        c = self.classes(len(z), c)
+        c = self.condition(len(z), c)
         with eval_mode(G):
             # (G(z) alone when there are no labels: any module taking z works)
             return torch.cat([(G(z[i:i + batch].to(self.device)) if c is None else
@@ -85,10 +104,11 @@ class GAN:
 
     @torch.no_grad()
     def discriminate(self, x: torch.Tensor, c=None) -> torch.Tensor:
-        """D(x) in [0, 1] (eval mode: no dropout); D(x, c) for a conditional run (c: one class or a label per x)."""
+        """D(x) in [0, 1] (eval mode: no dropout); D(x, c) for a conditional run (c: one class or a label per x) and
+        for an inpainting run (c: each image's context)."""
         if self.n_classes and c is None:
             raise UsageError("this run's D is conditional: give the class c of the samples it judges")
-        c = self.classes(len(x), c) if c is not None else None
+        c = self.condition(len(x), c) if c is not None or self.context_dim else None
         if self.E is not None:  # a BiGAN's D judges pairs: D(x, E(x))
             x = x.to(self.device).float()
             with eval_mode(self.D):

@@ -146,7 +146,12 @@ class Pictures(Hook):
 
         path = self.run_dir / "samples" / f"step-{step:08d}.png"
         title = f"{self.gan.cfg.dataset}, step {step}"
-        if self.gan.n_classes:  # a conditional run: one row (images) or one colour (toys) per class
+        if self.gan.context_dim:  # an inpainting run: training images, masked, completed, and whole
+            from gankit.inpaint import training_picture
+
+            with on_disk("write", path):
+                x = training_picture(self.gan, self.z, path)
+        elif self.gan.n_classes:  # a conditional run: one row (images) or one colour (toys) per class
             k = self.gan.n_classes
             c = conditional_layout(k, len(self.z) // k)
             x = self.gan.sample(len(c), self.z[:len(c)], c=c).cpu()

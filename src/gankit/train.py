@@ -168,6 +168,8 @@ def _start(cfg: Config, run_dir: Path, resume: bool, force: bool, progress: bool
             if not stacked else ensemble.Batches(data.x.to(device), cfg.batch_size,
                                                  [ensemble.member_config(cfg, e).seed for e in range(
                                                      ensemble.n_members(cfg))], rank, world, reals_per_step=reals_per_step)
+        if cfg.inpaint:  # inpainting: c, each real image's context (visible pixels, mask), flows with x instead
+            batches = _inpaint_batches(cfg, data, device, rank, world, reals_per_step)
         # semi-supervised: the objective draws the labelled minibatch of each D update (refused here if it cannot)
         labelled = semi.labelled_batches(cfg, data, device) if cfg.labels else None
         total = cfg.steps if cfg.steps is not None else batches.steps_for(cfg.epochs)
@@ -241,6 +243,15 @@ def _start(cfg: Config, run_dir: Path, resume: bool, force: bool, progress: bool
             hooks.append(TensorBoard(run_dir, log, pictures, gan, data.x, cfg.seed,
                                      purge_step=s.step if resume else None, labels=data.labels))
     return _Run(run_dir, gan, s, batches, objective, hooks, total, rank, world, lock)
+
+
+def _inpaint_batches(cfg: Config, data: Data, device, rank: int, world: int, reals_per_step: int) -> Batches:
+    """An inpainting run's minibatches: c, each real image's context (visible pixels, mask), flows with x."""
+    from gankit.config import inpaint_masks
+    from gankit.inpaint import ContextBatches
+
+    return ContextBatches(data.x.to(device), cfg.batch_size, cfg.seed, inpaint_masks(cfg.inpaint), tuple(data.shape),
+                          rank, world, reals_per_step)
 
 
 def _check_resumable(run_dir: Path, saved: dict, cfg: Config, force: bool) -> None:

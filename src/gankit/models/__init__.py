@@ -3,7 +3,8 @@
 A model entry turns (config, data) into an *architecture*: each network's class name and constructor
 arguments (the output bias taken from the data included). Checkpoints store the architecture, so G and
 D are rebuilt from a checkpoint alone, without the training data. Every network is a plain nn.Module
-called as G(z, c=None) and D(x, c=None) (c: a class label, unused by unconditional nets).
+called as G(z, c=None) and D(x, c=None) (c: a class label, unused by unconditional nets; for an inpainting run,
+the context of an image, its visible pixels and where they are: `gankit.inpaint.context`).
 """
 
 from __future__ import annotations
@@ -91,6 +92,9 @@ MODELS: dict[str, Entry] = {
 CLASSIFIERS = ("semi-mlp",)
 
 
+# models that take an image context (--inpaint): G(z, c) and D(x, c) with c = [visible pixels, mask]
+INPAINT_MODELS = ("mlp", "bn-mlp", "dcgan")
+
 # BiGAN / ALI (--encoder): per model, E's and the joint D's (hidden, layers, z_hidden) -- D's own sizes where it
 # has them (the toy MLP: plain concatenation of x and z), the tutorial D's 512-wide layers for bn-mlp
 ENCODER_MODELS = {"mlp": lambda cfg: (cfg.hidden, cfg.layers, 0), "bn-mlp": lambda cfg: (512, 2, 256)}
@@ -128,12 +132,16 @@ def architecture(cfg, data) -> dict:
     """{"G": {"class", "kwargs"}, "D": {...}} for `cfg.model` on `data` (a Data: some nets read its mean).
     D records the stabilisers that change its structure: packing (its input widened `pack` times) and
     spectral normalisation. A conditional model records its number of classes in both nets' kwargs (and the
-    length of G's class embedding), so a checkpoint rebuilds it without the data."""
+    length of G's class embedding), so a checkpoint rebuilds it without the data; an inpainting one (--inpaint)
+    records the length of its image context, 2 x the image's values (the pixels, then the visible-pixel mask)."""
     G, D = MODELS[cfg.model].build(cfg, data)
     if getattr(cfg, "conditional", False):
         k = n_classes_of(data)
         G = {**G, "kwargs": {**G["kwargs"], "n_classes": k, "c_dim": class_dim(k)}}
         D = {**D, "kwargs": {**D["kwargs"], "n_classes": k}}
+    if getattr(cfg, "inpaint", ""):
+        G = {**G, "kwargs": {**G["kwargs"], "context_dim": 2 * data.dim}}
+        D = {**D, "kwargs": {**D["kwargs"], "context_dim": 2 * data.dim}}
     if cfg.pack > 1:
         kw = dict(D["kwargs"])
         if "x_dim" in kw:
@@ -207,6 +215,11 @@ def build_models(cfg, data) -> tuple[nn.Module, nn.Module]:
 def n_classes(G: nn.Module) -> int:
     """How many classes a (conditional) generator takes; 0 for an unconditional one."""
     return int(getattr(G, "n_classes", 0) or 0)
+
+
+def context_dim(G: nn.Module) -> int:
+    """The length of the image context an inpainting generator takes (--inpaint); 0 for any other."""
+    return int(getattr(G, "context_dim", 0) or 0)
 
 
 def has_batchnorm(module: nn.Module) -> bool:

@@ -6,6 +6,8 @@ G: z -> linear to (2w, H/4, W/4) -> BatchNorm, ReLU -> transposed conv to (w, H/
 Both take and return flat vectors, like every gankit model; the image shape is theirs to know.
 Conditional (n_classes > 0): G reads [z, embed(c)]; D is a projection discriminator (Miyato & Koyama 2018),
 D(x, c) = psi(phi(x)) + <embed(c), phi(x)> with phi(x) the flattened features the last linear layer psi reads.
+Inpainting (context_dim > 0; c = [x with hidden pixels zeroed, 1 where visible], see `gankit.inpaint.context`):
+G reads [z, c] and keeps c's visible pixels (`layers.composite`); D reads c as 2C more input channels beside x.
 """
 
 from __future__ import annotations
@@ -14,19 +16,21 @@ import torch
 from torch import nn
 
 from gankit.errors import DataError
-from gankit.models.layers import Projection, class_embedding, needs_c
+from gankit.models.layers import Projection, class_embedding, composite, needs_c
 from gankit.models.mlp import OUTPUTS
 
 
 class DCGANGenerator(nn.Module):
     def __init__(self, z_dim: int = 100, shape: tuple[int, int, int] = (1, 28, 28), width: int = 64,
-                 output: str = "tanh", n_classes: int = 0, c_dim: int = 0):
+                 output: str = "tanh", n_classes: int = 0, c_dim: int = 0, context_dim: int = 0):
         super().__init__()
         c, h, w = shape
         if h % 4 or w % 4:
             raise DataError(f"DCGAN needs image sides divisible by 4, got {h}x{w}")
         self.z_dim, self.shape, self.width, self.n_classes = z_dim, shape, width, n_classes
-        self.project = nn.Sequential(nn.Linear(z_dim + c_dim * bool(n_classes), 2 * width * (h // 4) * (w // 4)),
+        self.context_dim = context_dim
+        self.project = nn.Sequential(nn.Linear(z_dim + c_dim * bool(n_classes) + context_dim,
+                                               2 * width * (h // 4) * (w // 4)),
                                      nn.BatchNorm1d(2 * width * (h // 4) * (w // 4)), nn.ReLU())
         self.net = nn.Sequential(
             nn.ConvTranspose2d(2 * width, width, 4, 2, 1), nn.BatchNorm2d(width), nn.ReLU(),
@@ -40,16 +44,20 @@ class DCGANGenerator(nn.Module):
         _, h, w = self.shape
         if self.n_classes:
             z = torch.cat([z, self.embed(needs_c(c, "DCGANGenerator").long()).to(z.dtype)], 1)
-        return self.net(self.project(z).reshape(-1, 2 * self.width, h // 4, w // 4)).flatten(1)
+        if self.context_dim:
+            z = torch.cat([z, needs_c(c, "DCGANGenerator").to(z.dtype)], 1)
+        out = self.net(self.project(z).reshape(-1, 2 * self.width, h // 4, w // 4)).flatten(1)
+        return composite(out, c) if self.context_dim else out
 
 
 class DCGANDiscriminator(nn.Module):
-    def __init__(self, shape: tuple[int, int, int] = (1, 28, 28), width: int = 64, n_classes: int = 0):
+    def __init__(self, shape: tuple[int, int, int] = (1, 28, 28), width: int = 64, n_classes: int = 0,
+                 context_dim: int = 0):
         super().__init__()
         c, h, w = shape
-        self.shape, self.n_classes = shape, n_classes
+        self.shape, self.n_classes, self.context_dim = shape, n_classes, context_dim
         self.net = nn.Sequential(
-            nn.Conv2d(c, width, 4, 2, 1), nn.LeakyReLU(0.2),
+            nn.Conv2d(c + context_dim // (h * w), width, 4, 2, 1), nn.LeakyReLU(0.2),
             nn.Conv2d(width, 2 * width, 4, 2, 1), nn.LeakyReLU(0.2),
             nn.Flatten(), nn.Linear(2 * width * (h // 4) * (w // 4), 1),
         )
@@ -58,6 +66,11 @@ class DCGANDiscriminator(nn.Module):
         self.to(memory_format=torch.channels_last)  # oneDNN's preferred weight layout: ~10% faster on CPU
 
     def forward(self, x: torch.Tensor, c: torch.Tensor | None = None) -> torch.Tensor:
+        if self.context_dim:
+            _, h, w = self.shape
+            x = torch.cat([x.reshape(-1, *self.shape),
+                           needs_c(c, "DCGANDiscriminator").to(x.dtype).reshape(len(x), -1, h, w)], 1)
+            return self.net(x).squeeze(-1)
         if not self.n_classes:
             return self.net(x.reshape(-1, *self.shape)).squeeze(-1)
         phi = self.net[:-1](x.reshape(-1, *self.shape))

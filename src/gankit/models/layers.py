@@ -124,3 +124,12 @@ def needs_c(c: torch.Tensor | None, name: str) -> torch.Tensor:
     if c is None:
         raise ValueError(f"{name} is conditional: call it with class labels c")
     return c
+
+
+def composite(out: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
+    """An inpainting G's output, composited: the context's visible pixels kept exactly, G's own in the hidden ones
+    (c [N, 2 d] = [x with hidden pixels zeroed, 1 where visible], see `gankit.inpaint.context`). Composited so that
+    a completion agrees with the given pixels by construction: G spends nothing on copying them, and D judges only
+    whether the hidden part fits the visible one (the hidden pixels alone get G's gradient)."""
+    d = out.shape[1]
+    return torch.where(c[:, d:] > 0.5, c[:, :d].to(out.dtype), out)

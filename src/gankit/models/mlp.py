@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from gankit.models.layers import class_embedding, needs_c, one_hot
+from gankit.models.layers import class_embedding, composite, needs_c, one_hot
 
 OUTPUTS = {"linear": nn.Identity, "sigmoid": nn.Sigmoid, "tanh": nn.Tanh}
 
@@ -27,14 +27,24 @@ def _layers(seq: nn.Sequential, h: torch.Tensor) -> torch.Tensor:
 
 
 def _g_input(net, z: torch.Tensor, c: torch.Tensor | None) -> torch.Tensor:
-    """z, or for a conditional G, [z, embed(c)]."""
+    """z, or for a conditional G, [z, embed(c)]; for an inpainting G, [z, c] with c the image context."""
+    if getattr(net, "context_dim", 0):
+        return torch.cat([z, needs_c(c, type(net).__name__).to(z.dtype)], 1)
     if not net.n_classes:
         return z
     return torch.cat([z, net.embed(needs_c(c, type(net).__name__).long()).to(z.dtype)], 1)
 
 
+def _g_output(net, z: torch.Tensor, c: torch.Tensor | None) -> torch.Tensor:
+    """The forward of a conditional or inpainting MLP G (the latter composited: see `layers.composite`)."""
+    h = _layers(net, _g_input(net, z, c))
+    return composite(h, c) if net.context_dim else h
+
+
 def _d_input(net, x: torch.Tensor, c: torch.Tensor | None) -> torch.Tensor:
-    """x, or for a conditional D, [x, one-hot(c)]."""
+    """x, or for a conditional D, [x, one-hot(c)]; for an inpainting D, [x, c] with c the image context."""
+    if getattr(net, "context_dim", 0):
+        return torch.cat([x, needs_c(c, type(net).__name__).to(x.dtype)], 1)
     if not net.n_classes:
         return x
     return torch.cat([x, one_hot(needs_c(c, type(net).__name__), net.n_classes, x)], 1)
@@ -42,28 +52,31 @@ def _d_input(net, x: torch.Tensor, c: torch.Tensor | None) -> torch.Tensor:
 
 class MLPGenerator(nn.Sequential):
     """G(z): z_dim -> `layers` x (Linear, ReLU) of width `hidden` -> x_dim, then `output` activation.
-    Conditional (n_classes > 0): G(z, c) reads [z, embed(c)], a learned c_dim-vector per class."""
+    Conditional (n_classes > 0): G(z, c) reads [z, embed(c)], a learned c_dim-vector per class.
+    Inpainting (context_dim > 0): G(z, c) reads [z, c], c an image's context, and keeps its visible pixels."""
 
     def __init__(self, z_dim: int, x_dim: int, hidden: int = 256, layers: int = 3, output: str = "linear",
-                 n_classes: int = 0, c_dim: int = 0):
-        super().__init__(*_stack(z_dim + c_dim * bool(n_classes), hidden, layers, x_dim, nn.ReLU), OUTPUTS[output]())
-        self.z_dim, self.n_classes = z_dim, n_classes
+                 n_classes: int = 0, c_dim: int = 0, context_dim: int = 0):
+        super().__init__(*_stack(z_dim + c_dim * bool(n_classes) + context_dim, hidden, layers, x_dim, nn.ReLU),
+                         OUTPUTS[output]())
+        self.z_dim, self.n_classes, self.context_dim = z_dim, n_classes, context_dim
         if n_classes:
             self.embed = class_embedding(n_classes, c_dim)
 
     def forward(self, z: torch.Tensor, c: torch.Tensor | None = None) -> torch.Tensor:
-        if not self.n_classes:
+        if not (self.n_classes or self.context_dim):
             return super().forward(z)
-        return _layers(self, _g_input(self, z, c))
+        return _g_output(self, z, c)
 
 
 class MLPDiscriminator(nn.Sequential):
     """D(x) as a logit: x_dim -> `layers` x (Linear, LeakyReLU 0.2) of width `hidden` -> 1.
-    Conditional (n_classes > 0): D(x, c) reads [x, one-hot(c)]."""
+    Conditional (n_classes > 0): D(x, c) reads [x, one-hot(c)]. Inpainting (context_dim > 0): [x, c], c the context.
+    """
 
-    def __init__(self, x_dim: int, hidden: int = 256, layers: int = 3, n_classes: int = 0):
-        super().__init__(*_stack(x_dim + n_classes, hidden, layers, 1, lambda: nn.LeakyReLU(0.2)))
-        self.n_classes = n_classes
+    def __init__(self, x_dim: int, hidden: int = 256, layers: int = 3, n_classes: int = 0, context_dim: int = 0):
+        super().__init__(*_stack(x_dim + n_classes + context_dim, hidden, layers, 1, lambda: nn.LeakyReLU(0.2)))
+        self.n_classes, self.context_dim = n_classes, context_dim
 
     def forward(self, x: torch.Tensor, c: torch.Tensor | None = None) -> torch.Tensor:
         return super().forward(_d_input(self, x, c)).squeeze(-1)
@@ -71,11 +84,13 @@ class MLPDiscriminator(nn.Sequential):
 
 class BNMLPGenerator(nn.Sequential):
     """The MLP generator common in tutorials: z -> 128 -> 256 -> 512 -> 1024 -> x_dim, LeakyReLU 0.2 and
-    BatchNorm after every hidden layer but the first, tanh (or `output`) at the end."""
+    BatchNorm after every hidden layer but the first, tanh (or `output`) at the end. Conditional and inpainting
+    inputs as MLPGenerator's."""
 
-    def __init__(self, z_dim: int = 100, x_dim: int = 784, output: str = "tanh", n_classes: int = 0, c_dim: int = 0):
+    def __init__(self, z_dim: int = 100, x_dim: int = 784, output: str = "tanh", n_classes: int = 0, c_dim: int = 0,
+                 context_dim: int = 0):
         mods: list[nn.Module] = []
-        d = z_dim + c_dim * bool(n_classes)
+        d = z_dim + c_dim * bool(n_classes) + context_dim
         for i, width in enumerate((128, 256, 512, 1024)):
             mods.append(nn.Linear(d, width))
             if i > 0:
@@ -83,23 +98,24 @@ class BNMLPGenerator(nn.Sequential):
             mods.append(nn.LeakyReLU(0.2))
             d = width
         super().__init__(*mods, nn.Linear(d, x_dim), OUTPUTS[output]())
-        self.z_dim, self.n_classes = z_dim, n_classes
+        self.z_dim, self.n_classes, self.context_dim = z_dim, n_classes, context_dim
         if n_classes:
             self.embed = class_embedding(n_classes, c_dim)
 
     def forward(self, z: torch.Tensor, c: torch.Tensor | None = None) -> torch.Tensor:
-        if not self.n_classes:
+        if not (self.n_classes or self.context_dim):
             return super().forward(z)
-        return _layers(self, _g_input(self, z, c))
+        return _g_output(self, z, c)
 
 
 class TutorialDiscriminator(nn.Sequential):
-    """The matching tutorial discriminator: x_dim -> 512 -> 256 -> 1 logit with LeakyReLU 0.2."""
+    """The matching tutorial discriminator: x_dim -> 512 -> 256 -> 1 logit with LeakyReLU 0.2 (inputs as
+    MLPDiscriminator's)."""
 
-    def __init__(self, x_dim: int = 784, n_classes: int = 0):
-        super().__init__(nn.Linear(x_dim + n_classes, 512), nn.LeakyReLU(0.2), nn.Linear(512, 256), nn.LeakyReLU(0.2),
-                         nn.Linear(256, 1))
-        self.n_classes = n_classes
+    def __init__(self, x_dim: int = 784, n_classes: int = 0, context_dim: int = 0):
+        super().__init__(nn.Linear(x_dim + n_classes + context_dim, 512), nn.LeakyReLU(0.2), nn.Linear(512, 256),
+                         nn.LeakyReLU(0.2), nn.Linear(256, 1))
+        self.n_classes, self.context_dim = n_classes, context_dim
 
     def forward(self, x: torch.Tensor, c: torch.Tensor | None = None) -> torch.Tensor:
         return super().forward(_d_input(self, x, c)).squeeze(-1)
