@@ -24,6 +24,12 @@ and `vmap`: on the 2-core CPU both cost the same within noise (a D forward and b
 512 samples: 165-215 ms either way; the matrix products dominate), and batched products keep ordinary modules,
 leaf parameters, optimisers, state dicts and bf16 working copies working unchanged. BatchNorm1d becomes an
 `EnsembleBatchNorm1d` (each member normalised over its own batch).
+
+Inside, the plain forward runs on member-major samples [E * n, ...] (class labels [E * n]), so its own code --
+concatenating [z, embed(c)] or [x, one-hot(c)] along dim 1, reshaping to images, a projection D's <embed(c), phi(x)>
+-- runs unchanged; only layers with weights (EnsembleLinear, EnsembleConv, EnsembleEmbedding, the BatchNorms,
+`EnsembleSpectralNorm` under --spectral-norm) and the batch-wide wrappers (`EnsembleMinibatchStd`,
+`EnsemblePacked`) split the first dimension into members.
 """
 
 from __future__ import annotations
@@ -289,10 +295,6 @@ def _linear(layers: list[nn.Linear]) -> EnsembleLinear:
     return EnsembleLinear(torch.stack([_raw_weight(layer).detach() for layer in layers]).clone(), bias)
 
 
-def _conv(layers: list[nn.Module]) -> EnsembleConv:
-    return EnsembleConv(layers)
-
-
 def _batchnorm(stacked: type):
     def build(layers):
         if not (layers[0].affine and layers[0].track_running_stats):
@@ -303,7 +305,7 @@ def _batchnorm(stacked: type):
 
 # layers with weights: plain type -> what builds its stacked version from the members' layers
 _STACKABLE = {nn.Linear: _linear, nn.BatchNorm1d: _batchnorm(EnsembleBatchNorm1d),
-              nn.BatchNorm2d: _batchnorm(EnsembleBatchNorm2d), nn.Conv2d: _conv, nn.ConvTranspose2d: _conv,
+              nn.BatchNorm2d: _batchnorm(EnsembleBatchNorm2d), nn.Conv2d: EnsembleConv, nn.ConvTranspose2d: EnsembleConv,
               nn.Embedding: EnsembleEmbedding}
 # layers that act on each sample alone (or hold layers that stack): they run unchanged on member-major samples
 _ELEMENTWISE = (nn.ReLU, nn.LeakyReLU, nn.Identity, nn.Sigmoid, nn.Tanh, nn.Sequential, nn.Flatten, Maxout,
