@@ -447,7 +447,7 @@ def member(gan, e: int):
 
 class Batches:
     """Each member's minibatches in its own data order (a plain run's `Batches` with its seed), stacked as
-    [m, E, ...]; counting (epochs, steps) is the plain runs' own."""
+    [m, E, ...], with (conditional) each member's own labels [m, E]; counting (epochs, steps) is the plain runs'."""
 
     def __init__(self, x: torch.Tensor, m: int, seeds: list[int], rank: int = 0, world: int = 1, labels=None,
                  reals_per_step: int = 1):
