@@ -103,7 +103,7 @@ class Config:
     # execution
     seed: int = _f(0, "random seed")
     seeds: int = _f(1, "train N independent GANs in one process, seeds seed .. seed+N-1, as stacked networks "
-                    "(a seed ensemble; mlp, bn-mlp, paper, dcgan)")
+                    "(a seed ensemble; mlp, bn-mlp, paper, paper-conv, dcgan)")
     sweep: str = _f("", "KEY=V1,V2,...: train the seed ensemble once per value of one config key (lr, lr_d, momentum, "
                     "beta2, ema, r1, r2, gp_weight), every value on the same --seeds; one key per run ('' = off)")
     device: str = _f("auto", "auto | cpu | cuda", "exec")

@@ -24,6 +24,12 @@ and `vmap`: on the 2-core CPU both cost the same within noise (a D forward and b
 512 samples: 165-215 ms either way; the matrix products dominate), and batched products keep ordinary modules,
 leaf parameters, optimisers, state dicts and bf16 working copies working unchanged. BatchNorm1d becomes an
 `EnsembleBatchNorm1d` (each member normalised over its own batch).
+
+Inside, the plain forward runs on member-major samples [E * n, ...] (class labels [E * n]), so its own code --
+concatenating [z, embed(c)] or [x, one-hot(c)] along dim 1, reshaping to images, a projection D's <embed(c), phi(x)>
+-- runs unchanged; only layers with weights (EnsembleLinear, EnsembleConv, EnsembleEmbedding, the BatchNorms,
+`EnsembleSpectralNorm` under --spectral-norm) and the batch-wide wrappers (`EnsembleMinibatchStd`,
+`EnsemblePacked`) split the first dimension into members.
 """
 
 from __future__ import annotations
@@ -34,6 +40,8 @@ from pathlib import Path
 
 import torch
 from torch import nn
+from torch.nn.utils import parametrize
+from torch.nn.utils.parametrizations import _SpectralNorm
 
 from gankit import optim
 from gankit.config import member_config, n_members, parse_sweep
@@ -41,12 +49,12 @@ from gankit.data import Batches as PlainBatches
 from gankit.data.toy import eval_samples
 from gankit.errors import CheckpointError, ConfigError, UsageError, on_disk
 from gankit.hooks import Hook, check_finite
-from gankit.models.layers import Dropout
-from gankit.models.paper import Maxout
+from gankit.models.layers import Dropout, MinibatchStd, Packed, Projection
+from gankit.models.paper import Maxout, MaxoutConv2d
 from gankit.noise import sample_noise
 from gankit.state import Player, TrainState
 
-SUPPORTED_MODELS = ("mlp", "bn-mlp", "paper", "dcgan")
+SUPPORTED_MODELS = ("mlp", "bn-mlp", "paper", "dcgan", "paper-conv")
 OPTIMISER_KEYS = ("lr", "lr_d", "momentum", "beta2")
 PENALTY_KEYS = {"r1": "r1", "r2": "r2", "gp_weight": "gp"}  # swept key -> the penalty it weighs
 
@@ -58,9 +66,7 @@ def unsupported(cfg) -> str | None:
     who = "--sweep" if cfg.sweep else "--seeds > 1"
     if cfg.model not in SUPPORTED_MODELS:
         return f"{who} supports model {', '.join(SUPPORTED_MODELS)} so far, not '{cfg.model}'"
-    for key, off, what in (("conditional", False, "--conditional"), ("pack", 1, "packing (--pack)"), ("minibatch_std", False, "--minibatch-std"),
-                           ("spectral_norm", False, "--spectral-norm"), ("monitor", "", "the validation --monitor"),
-                           ("tensorboard", False, "--tensorboard")):
+    for key, off, what in (("monitor", "", "the validation --monitor"), ("tensorboard", False, "--tensorboard")):
         if getattr(cfg, key) != off:
             return f"{who} does not support {what} yet"
     return None
@@ -76,14 +82,16 @@ class EnsembleLinear(nn.Module):
         self.bias = None if bias is None else nn.Parameter(bias)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if x.dim() == 2:  # [E * n, in], member-major (after a conv net's flatten)
-            x = x.reshape(len(self.weight), -1, x.shape[-1])
-        if self.bias is None:
-            return torch.bmm(x, self.weight.transpose(1, 2))
-        return torch.baddbmm(self.bias.unsqueeze(1), x, self.weight.transpose(1, 2))
+        w = self.weight  # (read once: under spectral normalisation each read is a power iteration)
+        flat = x.dim() == 2  # [E * n, in], member-major (how stacked networks pass samples): [E * n, out] out
+        if flat:
+            x = x.reshape(len(w), -1, x.shape[-1])
+        y = torch.bmm(x, w.transpose(1, 2)) if self.bias is None else \
+            torch.baddbmm(self.bias.unsqueeze(1), x, w.transpose(1, 2))
+        return y.reshape(-1, y.shape[-1]) if flat else y
 
     def extra_repr(self) -> str:
-        E, out, d_in = self.weight.shape
+        E, out, d_in = _raw_weight(self).shape
         return f"members={E}, in_features={d_in}, out_features={out}, bias={self.bias is not None}"
 
 
@@ -103,13 +111,15 @@ class EnsembleBatchNorm1d(nn.Module):
             self.register_buffer(name, torch.stack([getattr(bn, name) for bn in layers]).clone())
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        E, n, C = x.shape
+        shape, E, C = x.shape, len(self.weight), x.shape[-1]
+        x = x.reshape(E, -1, C)  # [E, n, C], or member-major [E * n, C]
+        n = x.shape[1]
         if self.training:
             self.num_batches_tracked.add_(1)
         y = nn.functional.batch_norm(x.transpose(0, 1).reshape(n, E * C), self.running_mean.view(-1),
                                      self.running_var.view(-1), self.weight.view(-1), self.bias.view(-1),
                                      self.training, self.momentum, self.eps)
-        return y.view(n, E, C).transpose(0, 1)
+        return y.view(n, E, C).transpose(0, 1).reshape(shape)
 
 
 def _grouped(x: torch.Tensor, E: int) -> torch.Tensor:
@@ -136,12 +146,13 @@ class EnsembleConv(nn.Module):
         self.output_padding, self.dilation = getattr(first, "output_padding", 0), first.dilation
         if first.groups != 1 or first.padding_mode != "zeros":
             raise ConfigError("seed ensembles stack plain convolutions only (groups 1, zero padding)")
-        self.weight = nn.Parameter(torch.stack([m.weight.detach() for m in layers]).contiguous())
+        self.weight = nn.Parameter(torch.stack([_raw_weight(m).detach() for m in layers]).contiguous())
         self.bias = None if first.bias is None else nn.Parameter(torch.stack([m.bias.detach() for m in layers]))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        E = len(self.weight)
-        w = self.weight.reshape(-1, *self.weight.shape[2:])  # [E * out, in, k, k] (transposed: [E * in, out, k, k])
+        w = self.weight  # (read once: under spectral normalisation each read is a power iteration)
+        E = len(w)
+        w = w.reshape(-1, *w.shape[2:])  # [E * out, in, k, k] (transposed: [E * in, out, k, k])
         b = None if self.bias is None else self.bias.reshape(-1)
         if self.transposed:
             y = nn.functional.conv_transpose2d(_grouped(x, E), w, b, self.stride, self.padding, self.output_padding,
@@ -164,55 +175,175 @@ class EnsembleBatchNorm2d(EnsembleBatchNorm1d):
         return _ungrouped(y, E)
 
 
+class EnsembleEmbedding(nn.Module):
+    """E independent embeddings (a conditional G's class vectors, a projection D's): weight [E, K, dim]; labels c
+    [E * n] member-major (or [E, n]) -> member e's rows for its own labels, [*c.shape, dim]."""
+
+    def __init__(self, layers: list[nn.Embedding]):
+        super().__init__()
+        first = layers[0]
+        if first.padding_idx is not None or first.max_norm is not None or first.sparse:
+            raise ConfigError("seed ensembles stack plain embeddings only (no padding_idx, max_norm or sparse)")
+        self.weight = nn.Parameter(torch.stack([layer.weight.detach() for layer in layers]).clone())
+
+    def forward(self, c: torch.Tensor) -> torch.Tensor:
+        w = self.weight
+        E, K, _ = w.shape
+        rows = c.long().reshape(E, -1) + K * torch.arange(E, device=c.device).unsqueeze(1)  # member e: rows e K + c
+        return nn.functional.embedding(rows, w.reshape(E * K, -1)).reshape(*c.shape, -1)
+
+
+class EnsembleSpectralNorm(nn.Module):
+    """Spectral normalisation of a stacked weight [E, ...] (a parametrization): member e's slice W_e divided by its
+    own largest singular value, sigma_e = u_e^T W_e v_e, with one power iteration per training forward on its own
+    u_e [E, h] and v_e [E, w] -- torch's `spectral_norm` of each member (same buffer names, so a member's state is a
+    plain run's); the iteration and sigma in fp32 also for a bf16 working weight (as `precision._FP32SpectralNorm`)."""
+
+    def __init__(self, u: torch.Tensor, v: torch.Tensor, dim: int, eps: float, n_power_iterations: int):
+        super().__init__()
+        self.dim, self.eps, self.n_power_iterations = dim, eps, n_power_iterations
+        self.register_buffer("_u", u)
+        self.register_buffer("_v", v)
+
+    def forward(self, weight: torch.Tensor) -> torch.Tensor:
+        W = weight.float().movedim(self.dim + 1, 1).flatten(2)  # [E, h, w]: each member's matrix
+        if self.training:
+            with torch.no_grad():
+                for _ in range(self.n_power_iterations):  # in place: a bf16 working copy shares these buffers
+                    self._u.copy_(nn.functional.normalize((W @ self._v.unsqueeze(2)).squeeze(2), dim=1, eps=self.eps))
+                    self._v.copy_(nn.functional.normalize((W.transpose(1, 2) @ self._u.unsqueeze(2)).squeeze(2), dim=1,
+                                                          eps=self.eps))
+        u, v = self._u.clone(), self._v.clone()
+        sigma = (u.unsqueeze(1) @ (W @ v.unsqueeze(2))).reshape(-1, *[1] * (weight.dim() - 1))  # [E, 1, ...]
+        return (weight.float() / sigma).to(weight.dtype)
+
+
+def _raw_weight(layer: nn.Module) -> torch.Tensor:
+    """A layer's weight parameter itself (under spectral normalisation: the unnormalised one, computing nothing)."""
+    if parametrize.is_parametrized(layer, "weight"):
+        return layer.parametrizations.weight.original
+    return layer.weight
+
+
+def _stack_spectral_norm(stacked: nn.Module, layers: list[nn.Module]) -> None:
+    """Give a stacked layer the members' spectral normalisation (their u, v as they are: nothing iterates here)."""
+    if not parametrize.is_parametrized(layers[0]):
+        return
+    lists = [layer.parametrizations for layer in layers]
+    if set(lists[0].keys()) != {"weight"} or len(lists[0].weight) != 1 or not isinstance(lists[0].weight[0],
+                                                                                          _SpectralNorm):
+        raise ConfigError("seed ensembles stack spectral normalisation of the weight only")
+    sns = [p.weight[0] for p in lists]
+    first = sns[0]
+    sn = EnsembleSpectralNorm(torch.stack([m._u for m in sns]).clone(), torch.stack([m._v for m in sns]).clone(),
+                              first.dim, first.eps, first.n_power_iterations)
+    parametrize.register_parametrization(stacked, "weight", sn, unsafe=True)  # unsafe: no trial forward
+
+
+class EnsembleMinibatchStd(MinibatchStd):
+    """MinibatchStd over member-major samples [E * n, ...]: member e's statistic over its own n samples only."""
+
+    def __init__(self, inner: nn.Module, extra: int, members: int):
+        super().__init__(inner, extra)
+        self.members = members
+
+    def forward(self, x: torch.Tensor, c: torch.Tensor | None = None) -> torch.Tensor:
+        each = x.reshape(self.members, -1, *x.shape[1:]).flatten(2)  # [E, n, d]
+        n = each.shape[1]
+        s = each.float().std(1, unbiased=False).mean(1).to(x.dtype) if n > 1 else x.new_zeros(self.members)
+        return self.inner(torch.cat([x, s.repeat_interleave(n).unsqueeze(1).expand(-1, self.extra)], 1), c)
+
+
+class EnsemblePacked(Packed):
+    """Packed over member-major samples [E * n, ...]: groups of `pack` consecutive samples of one member (a member's
+    batch that does not divide is judged as a plain run's: every sample packed with copies of itself)."""
+
+    def __init__(self, inner: nn.Module, pack: int, members: int):
+        super().__init__(inner, pack)
+        self.members = members
+
+    def forward(self, x: torch.Tensor, c: torch.Tensor | None = None) -> torch.Tensor:
+        if not self.training or (len(x) // self.members) % self.pack:
+            x = x.repeat_interleave(self.pack, 0)
+        return self.inner(x.reshape(len(x) // self.pack, -1))
+
+
 _STACKED: dict[type, type] = {}
 
 
 def _stacked_class(cls: type) -> type:
-    """`cls` whose forward takes sample-major tensors [n, E, ...] and runs `cls.forward` member-major [E, n, ...]."""
+    """`cls` whose forward takes sample-major tensors [n, E, ...] (class labels c [n, E]) and runs `cls.forward` on
+    member-major ones [E * n, ...]: the plain code (concatenations along dim 1, one-hot labels, reshapes to images)
+    runs unchanged, and the stacked layers split the first dimension into members."""
     if cls not in _STACKED:
         def forward(self, x, c=None):
-            if c is not None:
-                raise ConfigError("seed ensembles do not take class labels")
             n, E = x.shape[:2]
-            out = cls.forward(self, x.transpose(0, 1))
-            if out.shape[:2] != (E, n):  # a conv net's output, member-major [E * n, ...]
-                out = out.reshape(E, n, *out.shape[1:])
-            return out.transpose(0, 1)
+            x = x.transpose(0, 1).reshape(E * n, *x.shape[2:])
+            if c is None:
+                out = cls.forward(self, x)
+            else:
+                out = cls.forward(self, x, c.transpose(0, 1).reshape(E * n, *c.shape[2:]))
+            return out.reshape(E, -1, *out.shape[1:]).transpose(0, 1)  # (a packed D: n / pack outputs per member)
 
         _STACKED[cls] = type(f"Stacked{cls.__name__}", (cls,), {"forward": forward, "__module__": __name__,
                                                                  "__doc__": f"E stacked {cls.__name__}s."})
     return _STACKED[cls]
 
 
-# layers with weights: plain type -> its stacked version, built from the members' layers
-_STACKABLE = {nn.BatchNorm1d: EnsembleBatchNorm1d, nn.BatchNorm2d: EnsembleBatchNorm2d, nn.Conv2d: EnsembleConv,
-              nn.ConvTranspose2d: EnsembleConv}
-# layers that act on the last dimension only (or hold layers that stack): they run unchanged on [E, n, ...]
-_ELEMENTWISE = (nn.ReLU, nn.LeakyReLU, nn.Identity, nn.Sigmoid, nn.Tanh, nn.Sequential, nn.Flatten, Maxout, Dropout)
+def _linear(layers: list[nn.Linear]) -> EnsembleLinear:
+    bias = None if layers[0].bias is None else torch.stack([layer.bias.detach() for layer in layers]).clone()
+    return EnsembleLinear(torch.stack([_raw_weight(layer).detach() for layer in layers]).clone(), bias)
+
+
+def _batchnorm(stacked: type):
+    def build(layers):
+        if not (layers[0].affine and layers[0].track_running_stats):
+            raise ConfigError("seed ensembles stack BatchNorm with affine parameters and running statistics only")
+        return stacked(layers)
+    return build
+
+
+# layers with weights: plain type -> what builds its stacked version from the members' layers
+_STACKABLE = {nn.Linear: _linear, nn.BatchNorm1d: _batchnorm(EnsembleBatchNorm1d),
+              nn.BatchNorm2d: _batchnorm(EnsembleBatchNorm2d), nn.Conv2d: EnsembleConv, nn.ConvTranspose2d: EnsembleConv,
+              nn.Embedding: EnsembleEmbedding}
+# layers that act on each sample alone (or hold layers that stack): they run unchanged on member-major samples
+_ELEMENTWISE = (nn.ReLU, nn.LeakyReLU, nn.Identity, nn.Sigmoid, nn.Tanh, nn.Sequential, nn.Flatten, Maxout,
+                MaxoutConv2d, Dropout, Projection)
 
 
 def stack(nets: list[nn.Module]) -> nn.Module:
     """One network running `nets` (same architecture) side by side: every nn.Linear becomes an EnsembleLinear of
-    the members' weights; parameter names are the plain ones, with a leading member dimension."""
-    stacked = copy.deepcopy(nets[0])
+    the members' weights (convolutions, BatchNorms and embeddings likewise, spectral normalisation per member);
+    parameter and buffer names are the plain ones, with a leading member dimension."""
+    stacked = _stack_layers(nets)
+    stacked.__class__ = _stacked_class(type(stacked))
+    return stacked
+
+
+def _stack_layers(nets: list[nn.Module]) -> nn.Module:
+    """`stack` without the sample-major interface: takes and returns member-major samples [E * n, ...]."""
+    first = nets[0]
+    if isinstance(first, MinibatchStd):  # D's wrappers: the statistic and the groups per member
+        return EnsembleMinibatchStd(_stack_layers([net.inner for net in nets]), first.extra, len(nets))
+    if isinstance(first, Packed):
+        return EnsemblePacked(_stack_layers([net.inner for net in nets]), first.pack, len(nets))
+    stacked = copy.deepcopy(first)
     per_member = [dict(net.named_modules()) for net in nets]
+    replaced: list[str] = []
     for name, module in list(stacked.named_modules()):
-        if isinstance(module, nn.Linear):
+        if any(name.startswith(r + ".") for r in replaced):  # inside a layer already stacked (its parametrization)
+            continue
+        build = next((b for t, b in _STACKABLE.items() if isinstance(module, t)), None)
+        if build is not None:
             layers = [m[name] for m in per_member]
-            weight = torch.stack([layer.weight.detach() for layer in layers]).clone()
-            bias = None if module.bias is None else torch.stack([layer.bias.detach() for layer in layers]).clone()
+            new = build(layers)
+            _stack_spectral_norm(new, layers)
             parent, _, child = name.rpartition(".")
-            setattr(stacked.get_submodule(parent) if parent else stacked, child, EnsembleLinear(weight, bias))
-        elif type(module) in _STACKABLE:
-            if isinstance(module, nn.BatchNorm1d | nn.BatchNorm2d) and not (module.affine
-                                                                              and module.track_running_stats):
-                raise ConfigError("seed ensembles stack BatchNorm with affine parameters and running statistics only")
-            parent, _, child = name.rpartition(".")
-            setattr(stacked.get_submodule(parent) if parent else stacked, child,
-                    _STACKABLE[type(module)]([m[name] for m in per_member]))
+            setattr(stacked.get_submodule(parent) if parent else stacked, child, new)
+            replaced.append(name)
         elif not isinstance(module, _ELEMENTWISE) and name:
             raise ConfigError(f"seed ensembles cannot stack layer {name} ({type(module).__name__}) yet")
-    stacked.__class__ = _stacked_class(type(stacked))
     return stacked
 
 
@@ -316,7 +447,7 @@ def member(gan, e: int):
 
 class Batches:
     """Each member's minibatches in its own data order (a plain run's `Batches` with its seed), stacked as
-    [m, E, ...]; counting (epochs, steps) is the plain runs' own."""
+    [m, E, ...], with (conditional) each member's own labels [m, E]; counting (epochs, steps) is the plain runs'."""
 
     def __init__(self, x: torch.Tensor, m: int, seeds: list[int], rank: int = 0, world: int = 1, labels=None,
                  reals_per_step: int = 1):
@@ -476,7 +607,7 @@ class Pictures(Hook):
 
         from PIL import Image
 
-        from gankit.plots import plot_samples
+        from gankit.plots import conditional_layout, plot_conditional, plot_samples
 
         cfg = self.gan.cfg
         # a sweep: the first seed of each value; else the first members
@@ -487,9 +618,13 @@ class Pictures(Hook):
             for e in shown:
                 gan = member(self.gan, e)
                 tile = Path(tmp) / f"{e}.png"
-                plot_samples(gan.sample(len(self.z), self.z).cpu(), gan.spec,
-                             lambda t, g=gan: g.discriminate(t).cpu().numpy(), tile,
-                             f"{gan.cfg.dataset}, seed {gan.cfg.seed}{_label(cfg, gan.cfg)}, step {step}")
+                title = f"{gan.cfg.dataset}, seed {gan.cfg.seed}{_label(cfg, gan.cfg)}, step {step}"
+                if gan.n_classes:  # conditional: one row (images) or one colour (toys) per class, as a plain run's
+                    c = conditional_layout(gan.n_classes, len(self.z) // gan.n_classes)
+                    plot_conditional(gan.sample(len(c), self.z[:len(c)], c=c).cpu(), c, gan.spec, tile, title)
+                else:
+                    plot_samples(gan.sample(len(self.z), self.z).cpu(), gan.spec,
+                                 lambda t, g=gan: g.discriminate(t).cpu().numpy(), tile, title)
                 tiles.append(Image.open(tile).convert("RGB"))
             picture = Image.new("RGB", (sum(t.width for t in tiles), max(t.height for t in tiles)), "white")
             x = 0
@@ -554,7 +689,13 @@ class Summary(Hook):
             if spec.kind == "toy" and not summary["interrupted"]:
                 g = torch.Generator().manual_seed(c.seed + 2)  # each member's own evaluation noise (a seed's, paired)
                 z = sample_noise(eval_samples(len(spec.modes)), cfg.z_dim, cfg.noise, "cpu", g).to(self.gan.device)
-                row["modes"] = mode_metrics(member(self.gan, e).sample(len(z), z).cpu(), spec.modes, spec.mode_std)
+                one = member(self.gan, e)
+                row["modes"] = mode_metrics(one.sample(len(z), z).cpu(), spec.modes, spec.mode_std)
+                if one.n_classes:  # conditional: each class on its own mode? (a plain run's summary, on the same z)
+                    from gankit.metrics.conditional import on_mode
+
+                    c = torch.arange(len(z)) % one.n_classes
+                    row["class_on_mode"] = on_mode(one.sample(len(z), z, c=c).cpu(), c, spec.modes, spec.mode_std)
             rows.append(row)
         summary["members"] = rows
         if "modes" in rows[0]:

@@ -167,7 +167,7 @@ def _start(cfg: Config, run_dir: Path, resume: bool, force: bool, progress: bool
         batches = Batches(data.x.to(device), cfg.batch_size, cfg.seed, rank, world, labels, reals_per_step) \
             if not stacked else ensemble.Batches(data.x.to(device), cfg.batch_size,
                                                  [ensemble.member_config(cfg, e).seed for e in range(
-                                                     ensemble.n_members(cfg))], rank, world, reals_per_step=reals_per_step)
+                                                     ensemble.n_members(cfg))], rank, world, labels, reals_per_step)
         if cfg.inpaint:  # inpainting: c, each real image's context (visible pixels, mask), flows with x instead
             batches = _inpaint_batches(cfg, data, device, rank, world, reals_per_step)
         # semi-supervised: the objective draws the labelled minibatch of each D update (refused here if it cannot)
