@@ -41,10 +41,18 @@ def g_step(s: TrainState, objective, c: torch.Tensor | None = None, x_real: torc
     # Sample minibatch of m noise samples {z(1), ..., z(m)} from noise prior p_g(z).
     z = s.G.input(s.noise())
     x_real = s.D.input(x_real) if objective.g_needs_real else None
+    # (mode seeking, if the objective carries it: the minibatch's two halves share their c, see Game.g_pairs)
+    c, x_real = objective.g_pairs(c), objective.g_pairs(x_real)
     # Update the generator by descending its stochastic gradient:
     #     grad_theta_g 1/m sum_i log(1 - D(G(z(i))))    (or, non-saturating, ascend log D(G(z(i))))
     with s.D.frozen():
-        loss, stats = objective.g_loss(s.D.local, s.G.net(z, c), c, x_real)
+        fake = s.G.net(z, c)
+        loss, stats = objective.g_loss(s.D.local, fake, c, x_real)
+        # (+ lambda / (d_I / d_z + eps) on pairs G(z1, c), G(z2, c), the mode-seeking term, if any)
+        diversity, diversity_stats = objective.g_regulariser(fake, z)
+        stats |= diversity_stats
+        if diversity is not None:
+            loss = loss + diversity
         s.G.zero_grad()
         loss.backward()
         s.G.step()
