@@ -2,7 +2,8 @@
 the objective; these only sample, call it and apply the gradients.
 
 Conditional runs pass the real minibatch's labels c: the generated minibatch takes the same c (so G's
-classes are drawn from the data's label marginal) and D judges both halves with it."""
+classes are drawn from the data's label marginal) and D judges both halves with it. With the mode-seeking term
+(--diversity) G's own minibatch takes the first half of c twice, so that its two halves are pairs sharing c."""
 
 from __future__ import annotations
 
