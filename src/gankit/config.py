@@ -96,6 +96,8 @@ class Config:
                     "default 0.1 on the 2-D mixtures in the logistic game)")
     r2: float = _f(0.0, "R2: the same penalty on generated data (0 = off)")
     reg_every: int = _f(1, "apply R1/R2 every N D updates, scaled by N (lazy regularisation)")
+    diversity: float = _f(0.0, "mode seeking (MSGAN, Mao et al. 2019): G also minimises LAMBDA / (d_I / d_z + eps) on "
+                          "pairs G(z1, c), G(z2, c), so its outputs depend on z (--inpaint, --conditional; 0 = off)")
     spectral_norm: bool = _f(False, "spectral normalisation of every layer of D (Miyato et al. 2018)")
     pack: int = _f(1, "PacGAN: D judges N samples at once (Lin et al. 2018; 1 = off)")
     minibatch_std: bool = _f(False, "append the batch's standard deviation to D's input (after Karras et al. 2018)")
@@ -310,6 +312,7 @@ def validate(cfg: Config) -> Config:
         raise ConfigError("config key 'conditional': dataset 'gaussian1d' has a single class; nothing to condition on")
     if cfg.inpaint:
         _check_inpaint(cfg, data_kind)
+    _check_diversity(cfg)
     if cfg.encoder and encoder_unsupported(cfg):
         raise ConfigError(f"config key 'encoder': {encoder_unsupported(cfg)}")
     _check_semi_supervised(cfg, data_kind)
@@ -353,6 +356,20 @@ def _check_inpaint(cfg: Config, data_kind: str) -> None:
                            ("tensorboard", False, "--tensorboard")):
         if getattr(cfg, key) != off:
             raise ConfigError(f"config key 'inpaint': does not support {what} yet")
+
+
+def _check_diversity(cfg: Config) -> None:
+    """--diversity: a finite weight >= 0, on a conditional generator (pairs share c), in the alternating update."""
+    if not (0 <= cfg.diversity < math.inf):
+        raise ConfigError(f"config key 'diversity' must be >= 0 (0 = off), got {cfg.diversity!r}")
+    if not cfg.diversity:
+        return
+    if not (cfg.inpaint or cfg.conditional):
+        raise ConfigError("config key 'diversity': the mode-seeking term compares G(z1, c) with G(z2, c); it needs a "
+                          "conditional generator (--inpaint or --conditional)")
+    if cfg.update != "alternating":
+        raise ConfigError("config key 'diversity': supported in the alternating update (Algorithm 1) only, not "
+                          f"'{cfg.update}'")
 
 
 def encoder_unsupported(cfg: Config) -> str | None:

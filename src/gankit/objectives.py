@@ -78,12 +78,43 @@ class Game:
         """Anything the game does to D after its update (weight clipping)."""
 
     penalties = None  # a Penalties, set by `build`
+    diversity: ClassVar[float] = 0.0  # (set per game by `build`) lambda of the mode-seeking term on G (0 = off)
+
+    def g_pairs(self, t: torch.Tensor | None) -> torch.Tensor | None:
+        """G's minibatch of contexts (or real images) when the mode-seeking term is on: the first half of `t` twice
+        (see `paired`), so that sample i and sample i + m - m//2 share c; `t` unchanged when it is off."""
+        return t if not self.diversity or t is None else paired(t)
+
+    def g_regulariser(self, x_fake: torch.Tensor, z: torch.Tensor) -> tuple[torch.Tensor | None, Stats]:
+        """lambda * the mode-seeking term on G's paired minibatch (`g_pairs`): (loss or None, {"diversity": ratio})."""
+        if not self.diversity:
+            return None, {}
+        h = len(x_fake) // 2
+        loss, ratio = mode_seeking(x_fake[:h], x_fake[len(x_fake) - h:], z[:h], z[len(z) - h:])
+        return self.diversity * loss, {"diversity": ratio.detach()}
 
     def d_penalty(self, D, x_real, x_fake, c=None, index: int = 0):
         """The gradient penalties on D at its `index`-th update: (loss or None, stats)."""
         if self.penalties is None or not self.penalties.names:
             return None, {}
         return self.penalties(D, self._in(x_real), self._in(x_fake), c, index)
+
+
+def paired(t: torch.Tensor) -> torch.Tensor:
+    """The first half of a minibatch twice, [t[:m - h], t[:h]] with h = m // 2 (m rows kept; for odd m the middle row
+    goes unpaired), so that row i and row i + m - h are the same for i < h."""
+    h = len(t) // 2
+    return torch.cat([t[:len(t) - h], t[:h]])
+
+
+def mode_seeking(x1: torch.Tensor, x2: torch.Tensor, z1: torch.Tensor, z2: torch.Tensor,
+                 eps: float = 1e-5) -> tuple[torch.Tensor, torch.Tensor]:
+    """The mode-seeking term of MSGAN (Mao et al. 2019) on pairs x1 = G(z1, c), x2 = G(z2, c) sharing c:
+    ratio = d_I(x1, x2) / d_z(z1, z2), both the mean absolute difference over the batch, and G minimises
+    1 / (ratio + eps), i.e. it is rewarded for outputs that move when z moves (a G that ignores z has ratio 0).
+    Returns (1 / (ratio + eps), ratio); gradients reach x1 and x2, not z."""
+    ratio = (x1.float() - x2.float()).abs().mean() / (z1.float() - z2.float()).abs().mean()
+    return 1 / (ratio + eps), ratio
 
 
 def gradient_penalty(D, x_real, x_fake, c=None, lead: int = 1, reduce: bool = True) -> torch.Tensor:
@@ -407,8 +438,8 @@ G_LOSSES = tuple(losses.GENERATOR_LOSSES)
 
 def build(cfg, joint: bool = True, augment: Callable | None = None, labelled: Callable | None = None):
     """The objective `cfg.objective` (its generator loss chosen by `cfg.loss` where it has a choice), with the
-    gradient penalties the config asks for; a run with a jointly trained encoder (`cfg.encoder`) plays `BiGAN`;
-    `labelled`: the labelled minibatches of a semi-supervised run."""
+    gradient penalties and the mode-seeking term on G the config asks for; a run with a jointly trained encoder
+    (`cfg.encoder`) plays `BiGAN`; `labelled`: the labelled minibatches of a semi-supervised run."""
     if getattr(cfg, "encoder", False):
         return BiGAN(cfg.loss, cfg.d_loss_scale)
     game = OBJECTIVES[cfg.objective].build(cfg, joint, augment)
@@ -416,5 +447,6 @@ def build(cfg, joint: bool = True, augment: Callable | None = None, labelled: Ca
         game.labelled = labelled
     game.d_scale = cfg.d_loss_scale
     game.penalties = Penalties(cfg.gp_weight if cfg.objective == "wgan-gp" else 0.0, cfg.r1, cfg.r2, cfg.reg_every)
-    game.logged = type(game).logged + game.penalties.names
+    game.diversity = cfg.diversity
+    game.logged = type(game).logged + game.penalties.names + (("diversity",) if cfg.diversity else ())
     return game

@@ -2,7 +2,8 @@
 the objective; these only sample, call it and apply the gradients.
 
 Conditional runs pass the real minibatch's labels c: the generated minibatch takes the same c (so G's
-classes are drawn from the data's label marginal) and D judges both halves with it."""
+classes are drawn from the data's label marginal) and D judges both halves with it. With the mode-seeking term
+(--diversity) G's own minibatch takes the first half of c twice, so that its two halves are pairs sharing c."""
 
 from __future__ import annotations
 
@@ -41,10 +42,18 @@ def g_step(s: TrainState, objective, c: torch.Tensor | None = None, x_real: torc
     # Sample minibatch of m noise samples {z(1), ..., z(m)} from noise prior p_g(z).
     z = s.G.input(s.noise())
     x_real = s.D.input(x_real) if objective.g_needs_real else None
+    # (mode seeking, if the objective carries it: the minibatch's two halves share their c, see Game.g_pairs)
+    c, x_real = objective.g_pairs(c), objective.g_pairs(x_real)
     # Update the generator by descending its stochastic gradient:
     #     grad_theta_g 1/m sum_i log(1 - D(G(z(i))))    (or, non-saturating, ascend log D(G(z(i))))
     with s.D.frozen():
-        loss, stats = objective.g_loss(s.D.local, s.G.net(z, c), c, x_real)
+        fake = s.G.net(z, c)
+        loss, stats = objective.g_loss(s.D.local, fake, c, x_real)
+        # (+ lambda / (d_I / d_z + eps) on pairs G(z1, c), G(z2, c), the mode-seeking term, if any)
+        diversity, diversity_stats = objective.g_regulariser(fake, z)
+        stats |= diversity_stats
+        if diversity is not None:
+            loss = loss + diversity
         s.G.zero_grad()
         loss.backward()
         s.G.step()
