@@ -29,6 +29,18 @@ def sgd_step(module: torch.nn.Module, loss: torch.Tensor, lr: float) -> list[tor
         return [p - lr * g for p, g in zip(module.parameters(), grads)]
 
 
+def sgd_d_step(D: torch.nn.Module, G: torch.nn.Module, x, c, z, lr: float) -> list[torch.Tensor]:
+    """Algorithm 1's D step by hand (logistic loss, plain SGD) on (x, c) against (G(z, c), c), applied to D in
+    place; returns D's new parameters."""
+    from gankit.losses import discriminator_loss
+
+    new = sgd_step(D, discriminator_loss(D(x, c), D(G(z, c).detach(), c)), lr)
+    with torch.no_grad():
+        for p, v in zip(D.parameters(), new):
+            p.copy_(v)
+    return new
+
+
 def random_png_folder(folder, n: int, side: int = 8):
     """A folder of n random RGB PNGs (side x side), seeded: a folder: dataset for tests."""
     import numpy as np

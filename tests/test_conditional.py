@@ -4,7 +4,7 @@ rebuild conditional nets without data, and what cannot be conditioned is refused
 import numpy as np
 import pytest
 import torch
-from conftest import sgd_step
+from conftest import sgd_d_step, sgd_step
 from PIL import Image
 
 from gankit import config as C
@@ -100,7 +100,7 @@ def test_one_conditional_iteration_computed_by_hand(tmp_path):
     labels, then G steps on G(z2, c) through the updated D, both with the same c. Ignoring c anywhere, or
     giving G other classes than D, moves the weights away from these."""
     from gankit.data import Batches
-    from gankit.losses import discriminator_loss, generator_loss_nonsaturating
+    from gankit.losses import generator_loss_nonsaturating
     from gankit.noise import sample_noise
 
     kw = dict(steps=1, optimizer="sgd", lr=0.05, lr_d=0.02, momentum=0.0, final_momentum=0.0, ema=0.0,
@@ -115,10 +115,7 @@ def test_one_conditional_iteration_computed_by_hand(tmp_path):
     z1 = sample_noise(32, cfg.z_dim, cfg.noise)
 
     sgd = sgd_step
-    D1 = sgd(D, discriminator_loss(D(x, c), D(G(z1, c).detach(), c)), 0.02)
-    with torch.no_grad():
-        for p, v in zip(D.parameters(), D1):
-            p.copy_(v)
+    D1 = sgd_d_step(D, G, x, c, z1, 0.02)
     z2 = sample_noise(32, cfg.z_dim, cfg.noise)
     G1 = sgd(G, generator_loss_nonsaturating(D(G(z2, c), c)), 0.05)
     for got, want in zip([*gan.G.parameters(), *gan.D.parameters()], [*G1, *D1]):

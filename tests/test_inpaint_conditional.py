@@ -7,7 +7,7 @@ import json
 import numpy as np
 import pytest
 import torch
-from conftest import assert_resume_is_bit_exact, random_png_folder, sgd_step, tiny
+from conftest import assert_resume_is_bit_exact, random_png_folder, sgd_d_step, sgd_step, tiny
 
 from gankit import inpaint as P
 from gankit.cli import main
@@ -91,27 +91,31 @@ def test_g_keeps_the_visible_pixels_and_both_nets_read_the_context(folder, model
         G(z)
 
 
-def test_training_gives_g_and_d_the_real_minibatch_s_context(folder, tmp_path):
-    """One plain-SGD iteration computed by hand: D steps on (x, c) against (G(z1, c), c), c the context of the real
-    minibatch; then G steps on G(z2, c) through the updated D. A run that ignored --inpaint fails here."""
+def first_inpaint_iteration(folder, tmp_path, **extra):
+    """A one-iteration inpainting run (mlp, plain SGD) and its reference by hand up to G's step: (the run's GAN, the
+    reference G and D, D's parameters after the hand-made D step on the first minibatch (x, c), c, and G's z)."""
     from gankit.data import load_dataset
     from gankit.gan import build
-    from gankit.losses import discriminator_loss, generator_loss_nonsaturating
     from gankit.noise import sample_noise
 
-    kw = dict(model="mlp", steps=1, optimizer="sgd", lr=0.05, lr_d=0.02, momentum=0.0, final_momentum=0.0, ema=0.0)
+    kw = dict(model="mlp", steps=1, optimizer="sgd", lr=0.05, lr_d=0.02, momentum=0.0, final_momentum=0.0, ema=0.0,
+              **extra)
     gan, _ = fit(image_cfg(folder, **kw), tmp_path / "r", progress=False)
     cfg = image_cfg(folder, **kw)
     ref = build(cfg, load_dataset(cfg.dataset, image_size=8))
     G, D = ref.G, ref.D
     x, c = P.ContextBatches(ref.data.x, 32, cfg.seed, ("centre", "random"), SHAPE)(0)
     torch.manual_seed(cfg.seed + 1)
-    z1 = sample_noise(32, cfg.z_dim, cfg.noise)
-    D1 = sgd_step(D, discriminator_loss(D(x, c), D(G(z1, c).detach(), c)), 0.02)
-    with torch.no_grad():
-        for p, v in zip(D.parameters(), D1):
-            p.copy_(v)
-    z2 = sample_noise(32, cfg.z_dim, cfg.noise)
+    D1 = sgd_d_step(D, G, x, c, sample_noise(32, cfg.z_dim, cfg.noise), 0.02)
+    return gan, G, D, D1, c, sample_noise(32, cfg.z_dim, cfg.noise)
+
+
+def test_training_gives_g_and_d_the_real_minibatch_s_context(folder, tmp_path):
+    """One plain-SGD iteration computed by hand: D steps on (x, c) against (G(z1, c), c), c the context of the real
+    minibatch; then G steps on G(z2, c) through the updated D. A run that ignored --inpaint fails here."""
+    from gankit.losses import generator_loss_nonsaturating
+
+    gan, G, D, D1, c, z2 = first_inpaint_iteration(folder, tmp_path)
     G1 = sgd_step(G, generator_loss_nonsaturating(D(G(z2, c), c)), 0.05)
     assert gan.context_dim == 2 * D_X
     for got, want in zip([*gan.G.parameters(), *gan.D.parameters()], [*G1, *D1]):

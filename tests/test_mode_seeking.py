@@ -8,7 +8,7 @@ import pytest
 import torch
 from conftest import assert_resume_is_bit_exact, random_png_folder, sgd_step, tiny
 
-from gankit import config as C, inpaint as P, objectives
+from gankit import config as C, objectives
 from gankit.cli import main
 from gankit.errors import ConfigError
 from gankit.train import fit
@@ -71,25 +71,10 @@ def test_one_iteration_recomputed_by_hand_with_the_term(folder, tmp_path):
     """Plain SGD, one iteration: D as without the term; G steps on its loss through the updated D on G(z2, c') with
     c' = the first half of the minibatch's contexts twice, plus lambda / (ratio + eps) on its two halves. A run that
     ignored --diversity, dropped the term or did not pair the contexts fails here."""
-    from gankit.data import load_dataset
-    from gankit.gan import build
-    from gankit.losses import discriminator_loss, generator_loss_nonsaturating
-    from gankit.noise import sample_noise
+    from gankit.losses import generator_loss_nonsaturating
+    from test_inpaint_conditional import first_inpaint_iteration
 
-    kw = dict(model="mlp", steps=1, optimizer="sgd", lr=0.05, lr_d=0.02, momentum=0.0, final_momentum=0.0, ema=0.0,
-              diversity=0.3)
-    gan, _ = fit(image_cfg(folder, **kw), tmp_path / "r", progress=False)
-    cfg = image_cfg(folder, **kw)
-    ref = build(cfg, load_dataset(cfg.dataset, image_size=8))
-    G, D = ref.G, ref.D
-    x, c = P.ContextBatches(ref.data.x, 32, cfg.seed, ("centre", "random"), SHAPE)(0)
-    torch.manual_seed(cfg.seed + 1)
-    z1 = sample_noise(32, cfg.z_dim, cfg.noise)
-    D1 = sgd_step(D, discriminator_loss(D(x, c), D(G(z1, c).detach(), c)), 0.02)
-    with torch.no_grad():
-        for p, v in zip(D.parameters(), D1):
-            p.copy_(v)
-    z2 = sample_noise(32, cfg.z_dim, cfg.noise)
+    gan, G, D, D1, c, z2 = first_inpaint_iteration(folder, tmp_path, diversity=0.3)
     cp = torch.cat([c[:16], c[:16]])
     fake = G(z2, cp)
     ratio = (fake[:16] - fake[16:]).abs().mean() / (z2[:16] - z2[16:]).abs().mean()
