@@ -4,7 +4,7 @@
     python benchmarks/conditional.py images [--dataset fashion-mnist] [--preset dcgan-fashion-mnist]
                                             [--epochs 4] [--data-dir DIR] [--run RUN_DIR]
 
-toys: per seed, train the toy defaults with --conditional, then draw 1,000 samples of every class and count
+toys: per seed, train the toy defaults (as the CLI settles them: R1 0.1) with --conditional, then draw 1,000 samples of every class and count
 those on mode c (nearest mode c, within 3 std). Target >= 99 % on every seed.
 images: train the preset with --conditional (or take --run), then `gankit eval --metric conditional`: gankit's
 classifier's label against the requested class over 10,000 samples (1,000 per class), and the FD per class.
@@ -33,7 +33,7 @@ def toys(args) -> dict:
     for name in args.datasets.split(","):
         rows = []
         for seed in range(args.seeds):
-            cfg = config_mod.from_dict({"dataset": name, "seed": seed, "steps": args.steps, "conditional": True,
+            cfg = config_mod.settle({"dataset": name, "seed": seed, "steps": args.steps, "conditional": True,
                                         "sample_every": 10**9, "checkpoint_every": 10**9})
             with tempfile.TemporaryDirectory() as tmp:
                 t = time.perf_counter()
