@@ -119,3 +119,26 @@ def test_fuzz_loader_raises_only_config_errors(values):
         assert str(e)
     else:
         assert C.validate(cfg) is cfg
+
+
+# the run keys of the oldest saved runs gankit still loads; a run key added since must be in ADDED_LATER
+OLDEST_RUN_KEYS = (
+    "augment", "batch_size", "beta2", "clip", "dataset", "ema", "final_momentum", "gp_weight", "hidden", "image_size",
+    "k", "layers", "loss", "lr", "lr_d", "lr_decay", "lr_min", "minibatch_std", "model", "momentum",
+    "momentum_saturate", "noise", "objective", "optimizer", "pack", "pixel_range", "precision", "r1", "r2",
+    "reg_every", "seed", "spectral_norm", "split", "subset", "update", "z_dim",
+)
+
+
+def test_a_run_saved_before_the_newer_keys_still_loads(tmp_path):
+    """Every run key is one an old run saved or one listed in ADDED_LATER (whose default is the old behaviour), so a
+    run directory from before a key existed still loads, as its own config."""
+    assert set(C.run_keys()) - set(C.ADDED_LATER) == set(OLDEST_RUN_KEYS)
+    cfg = C.settle({"dataset": "grid25", "r1": 0.0, "seed": 3})
+    saved = OLDEST_RUN_KEYS + ("steps", "epochs")
+    old = {k: v for k, v in cfg.to_dict().items() if k in saved and v is not None}
+    path = tmp_path / "config.toml"
+    import tomli_w
+
+    path.write_text(tomli_w.dumps({**old, "unset": [k for k in saved if getattr(cfg, k) is None]}))
+    assert C.load_complete(path) == cfg

@@ -582,7 +582,8 @@ def load(path: str | Path) -> Config:
 
 
 # run keys newer than saved runs; their defaults change nothing
-ADDED_LATER = ("sgd_form", "d_loss_scale", "conditional", "seeds", "encoder", "sweep", "labels", "inpaint")
+ADDED_LATER = ("sgd_form", "d_loss_scale", "conditional", "seeds", "encoder", "sweep", "labels", "inpaint",
+               "diversity")
 
 
 def load_complete(path: str | Path) -> Config:
