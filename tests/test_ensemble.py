@@ -97,10 +97,11 @@ def test_image_members_end_where_their_plain_runs_end(tmp_path, monkeypatch, mod
     gan, _ = fit(C.settle({**kw, "seeds": 2}), tmp_path / "ens", progress=False)
     # a grouped convolution rounds differently from the plain one (its outputs and gradients agree to ~1e-6, the
     # next test), and 6 SGD steps through BatchNorm carry that along: 3e-5 in fp32 (1.2e-4 seen with spectral
-    # normalisation, whose 1/sigma scales every weight), more in bf16
+    # normalisation, whose 1/sigma scales every weight; 1.7e-5 in the tutorial MLP with a packed D at 2 threads), more
+    # in bf16
     tol = dict(rtol=2e-2, atol=2e-3) if kw.get("precision") == "bf16" else dict(rtol=1e-3, atol=3e-4) \
         if kw.get("spectral_norm") and model == "dcgan" else dict(rtol=1e-3, atol=1e-4) \
-        if model in ("dcgan", "paper-conv") else dict(rtol=1e-4, atol=1e-5)
+        if model in ("dcgan", "paper-conv") or extra else dict(rtol=1e-4, atol=1e-5)
     for e in range(2):
         plain, _ = fit(C.settle({**kw, "seed": 1 + e}), tmp_path / f"p{e}", progress=False)
         mine, want = weights(ensemble.member(gan, e)), weights(plain)
