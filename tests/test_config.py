@@ -142,3 +142,14 @@ def test_a_run_saved_before_the_newer_keys_still_loads(tmp_path):
 
     path.write_text(tomli_w.dumps({**old, "unset": [k for k in saved if getattr(cfg, k) is None]}))
     assert C.load_complete(path) == cfg
+
+
+def test_r1_is_the_default_only_on_the_2d_mixtures_in_the_logistic_game():
+    """R1 0.1 under the 2-D mixtures' logistic runs (the evidence in README), nothing elsewhere; a given r1 wins."""
+    for dataset in C.MIXTURES:
+        assert C.settle({"dataset": dataset}).r1 == 0.1
+        assert C.settle({"dataset": dataset, "r1": 0.0}).r1 == 0.0
+        assert C.settle({"dataset": dataset, "objective": "hinge"}).r1 == 0.0
+        assert C.settle({"dataset": dataset, "encoder": True}).r1 == 0.0
+    assert C.settle({"dataset": "gaussian1d"}).r1 == 0.0 and C.settle({"dataset": "mnist"}).r1 == 0.0
+    assert C.settle({}, base=C.settle({"dataset": "ring8", "r1": 0.0})).r1 == 0.0  # a resumed run keeps its own
