@@ -352,8 +352,6 @@ def test_a_member_is_a_plain_gan_every_tool_takes(tmp_path):
 @pytest.mark.parametrize("values, words", [
     (dict(dataset="mnist", model="semi-mlp", objective="semi-supervised", labels=100),
      "supports model mlp, bn-mlp, paper, dcgan, paper-conv"),
-    (dict(monitor="modes"), "monitor"),
-    (dict(tensorboard=True), "tensorboard"),
     (dict(seeds=0), "must be in [1, 1000]"),
 ])
 def test_unsupported_combinations_are_one_line_config_errors(values, words):

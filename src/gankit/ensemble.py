@@ -43,7 +43,7 @@ from torch import nn
 from torch.nn.utils import parametrize
 from torch.nn.utils.parametrizations import _SpectralNorm
 
-from gankit import optim
+from gankit import hooks, optim
 from gankit.config import member_config, n_members, parse_sweep
 from gankit.data import Batches as PlainBatches
 from gankit.data.toy import eval_samples
@@ -66,9 +66,6 @@ def unsupported(cfg) -> str | None:
     who = "--sweep" if cfg.sweep else "--seeds > 1"
     if cfg.model not in SUPPORTED_MODELS:
         return f"{who} supports model {', '.join(SUPPORTED_MODELS)} so far, not '{cfg.model}'"
-    for key, off, what in (("monitor", "", "the validation --monitor"), ("tensorboard", False, "--tensorboard")):
-        if getattr(cfg, key) != off:
-            return f"{who} does not support {what} yet"
     return None
 
 
@@ -434,15 +431,19 @@ def member(gan, e: int):
 
     arch = {k: v for k, v in gan.arch.items() if k != "members"}
     G, D = construct(arch)
-    G.load_state_dict(unstack(gan.G.state_dict(), e))
-    D.load_state_dict(unstack(gan.D.state_dict(), e))
-    G_ema = None
-    if gan.G_ema is not None:
-        G_ema = copy.deepcopy(G).requires_grad_(False)
-        G_ema.load_state_dict(unstack(gan.G_ema.state_dict(), e))
-        G_ema = G_ema.to(gan.device)
+    G_ema = None if gan.G_ema is None else copy.deepcopy(G).requires_grad_(False).to(gan.device)
     cfg = member_config(gan.cfg, e)
-    return GAN(G.to(gan.device), D.to(gan.device), cfg, gan.spec, gan.device, G_ema, arch, gan._data, gan.step)
+    one = GAN(G.to(gan.device), D.to(gan.device), cfg, gan.spec, gan.device, G_ema, arch, gan._data, gan.step)
+    return load_member(one, gan, e)
+
+
+def load_member(one, gan, e: int):
+    """Member e's current weights (G, D, G's average) copied into `one`, a plain GAN of the ensemble's architecture."""
+    one.G.load_state_dict(unstack(gan.G.state_dict(), e))
+    one.D.load_state_dict(unstack(gan.D.state_dict(), e))
+    if gan.G_ema is not None:
+        one.G_ema.load_state_dict(unstack(gan.G_ema.state_dict(), e))
+    return one
 
 
 class Batches:
@@ -588,6 +589,11 @@ class Game:
 SHOWN = 4  # members side by side in the pictures
 
 
+def shown(cfg) -> range:
+    """The members the pictures show: the first SHOWN (a sweep: the first seed of each value)."""
+    return range(0, n_members(cfg), cfg.seeds if cfg.sweep else 1)[:SHOWN]
+
+
 class Pictures(Hook):
     """The first few members' samples of fixed noise over their D, side by side in one picture (every `every` steps,
     or at each epoch's end when 0, and at the end)."""
@@ -610,12 +616,10 @@ class Pictures(Hook):
         from gankit.plots import conditional_layout, plot_conditional, plot_samples
 
         cfg = self.gan.cfg
-        # a sweep: the first seed of each value; else the first members
-        shown = range(0, n_members(cfg), cfg.seeds if cfg.sweep else 1)[:SHOWN]
         path = self.run_dir / "samples" / f"step-{step:08d}.png"
         with tempfile.TemporaryDirectory() as tmp, on_disk("write", path):
             tiles = []
-            for e in shown:
+            for e in shown(cfg):
                 gan = member(self.gan, e)
                 tile = Path(tmp) / f"{e}.png"
                 title = f"{gan.cfg.dataset}, seed {gan.cfg.seed}{_label(cfg, gan.cfg)}, step {step}"
@@ -667,13 +671,69 @@ def ranking(rows: list[dict], key: str, metric: str = "modes") -> list[dict]:
     return [{"rank": i + 1, **r} for i, r in enumerate(out)]
 
 
+def member_key(name: str, e: int) -> str:
+    """The metrics.jsonl key of member e's value of a monitor (as `gankit eval` names a member's result)."""
+    return f"{name}:member{e}"
+
+
+class Monitors:
+    """The validation monitor (`gankit.monitor`) of every member: one plain monitor, built once (held-out data,
+    classifier, fixed z) on a plain GAN of the ensemble's architecture that takes each member's current weights in
+    turn, so member e's value is the plain monitor's on `member(gan, e)`."""
+
+    def __init__(self, name: str, gan):
+        from gankit.monitor import build as build_monitor
+
+        self.gan, self.one, self.members = gan, member(gan, 0), members_of(gan.arch)
+        self.plain = build_monitor(name, self.one)
+        self.name, self.higher, self.better = self.plain.name, self.plain.higher, self.plain.better
+
+    def values(self) -> list[float]:
+        out = []
+        for e in range(self.members):
+            load_member(self.one, self.gan, e)
+            out.append(float(self.plain.value()))
+        return out
+
+
+class Validation(hooks.Validation):
+    """An ensemble's validation monitor (`monitor`: a `Monitors`): each member's value (row key NAME:memberE) and
+    their mean (NAME, which the plotting and the plain run's readers take); checkpoints/best.pt, one stacked file,
+    is kept at the best mean, and each member's own best logged value, step and epoch go to summary.json (a resumed
+    run folds in the rows already logged)."""
+
+    def __init__(self, run_dir: Path, monitor, every: int, epoch_ends_at, header: dict, epoch_at):
+        from gankit import rundir
+
+        super().__init__(run_dir, monitor, every, epoch_ends_at, header)
+        self.epoch_at = epoch_at
+        self.members_best: list[dict | None] = [None] * (monitor.members if monitor is not None else 0)
+        for row in rundir.read_metrics(run_dir) if monitor is not None else []:
+            for e in range(monitor.members):
+                if member_key(monitor.name, e) in row:
+                    self._member(e, row[member_key(monitor.name, e)], row["step"], row["epoch"])
+
+    def _member(self, e: int, value: float, step: int, epoch: float) -> None:
+        best = self.members_best[e]
+        if self.monitor.better(value, None if best is None else best["value"]):
+            self.members_best[e] = {"metric": self.monitor.name, "value": value, "step": step, "epoch": epoch}
+
+    def __call__(self, s) -> dict:
+        values = self.monitor.values()
+        row = self.keep(s, sum(values) / len(values))
+        for e, v in enumerate(values):
+            row[member_key(self.monitor.name, e)] = round(v, 4)
+            self._member(e, round(v, 4), s.step, self.epoch_at(s.step))
+        return row
+
+
 class Summary(Hook):
     """At the end: every member's mode coverage (toy data, finished runs) and the ensemble's mean, std, min and
     max of each, the loss curves and summary.json (`members`, `ensemble`; under a sweep each row's value and
-    `sweep`: the values ranked by mode coverage, mean ± std over the seeds)."""
+    `sweep`: the values ranked by mode coverage, mean ± std over the seeds; with --monitor each row's `best`)."""
 
-    def __init__(self, run_dir: Path, gan):
-        self.run_dir, self.gan = run_dir, gan
+    def __init__(self, run_dir: Path, gan, validation: Validation | None = None):
+        self.run_dir, self.gan, self.validation = run_dir, gan, validation
 
     def close(self, s, summary):
         from gankit import rundir
@@ -696,6 +756,8 @@ class Summary(Hook):
 
                     c = torch.arange(len(z)) % one.n_classes
                     row["class_on_mode"] = on_mode(one.sample(len(z), z, c=c).cpu(), c, spec.modes, spec.mode_std)
+            if self.validation is not None and self.validation.members_best[e] is not None:
+                row["best"] = self.validation.members_best[e]  # its own best logged value (best.pt: the mean's)
             rows.append(row)
         summary["members"] = rows
         if "modes" in rows[0]:
@@ -725,4 +787,5 @@ def summary_line(summary: dict) -> str:
 
 
 __all__ = ["EnsembleLinear", "stack", "unstack", "build", "member", "member_state", "Batches", "Noise", "State", "Game",
-           "Pictures", "Summary", "spread", "ranking", "unsupported", "member_config", "n_members", "swept"]
+           "Pictures", "Summary", "Monitors", "Validation", "spread", "ranking", "unsupported", "member_config",
+           "n_members", "swept"]

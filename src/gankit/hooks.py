@@ -95,7 +95,10 @@ class Validation:
         return last or (step % self.every == 0 if self.every else self.epoch_ends_at(step))
 
     def __call__(self, s) -> dict:
-        value = self.monitor.value()
+        return self.keep(s, self.monitor.value())
+
+    def keep(self, s, value: float) -> dict:
+        """The monitor's value now: the train state to best.pt when it beats the best so far; its row entry."""
         if self.monitor.better(value, None if self.best is None else self.best["value"]):
             check_finite(s.step, modules={"G": s.G.master, "D": s.D.master})
             self.best = {"metric": self.monitor.name, "value": value, "step": s.step}

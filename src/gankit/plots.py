@@ -25,14 +25,18 @@ def plot_losses(rows: list[dict], path: str | Path) -> None:
         return
     steps = [r["step"] for r in rows]
     tracked = "jsd" in rows[0]
-    monitored = sorted({k for r in rows for k in r if k.startswith("valid_")})
+    # (an ensemble's members, `valid_x:memberE`, go thin on the axis of their mean, `valid_x`)
+    monitored = sorted({k for r in rows for k in r if k.startswith("valid_") and ":member" not in k})
     n = 2 + tracked + len(monitored)
     fig, axes = plt.subplots(1, n, figsize=(5 * n, 3.5))
     a, b = axes[0], axes[1]
     for ax, key in zip(axes[2 + tracked:], monitored):  # the validation monitor, at the epochs it ran
         at = [r for r in rows if key in r]
+        members = sorted({k for r in at for k in r if k.startswith(f"{key}:member")})
+        for each in members:
+            ax.plot([r["epoch"] for r in at], [r.get(each, math.nan) for r in at], lw=0.7, alpha=0.5, color="gray")
         ax.plot([r["epoch"] for r in at], [r[key] for r in at], marker=".")
-        ax.set_xlabel("epoch"), ax.set_title(f"{key} (held-out)")
+        ax.set_xlabel("epoch"), ax.set_title(f"{key} (held-out{', mean of the grey members' if members else ''})")
     if tracked:  # the toys' divergences to the known p_data
         axes[2].plot(steps, [r.get("jsd", math.nan) for r in rows], label="JSD (nats, smoothed)")
         axes[2].plot(steps, [r.get("w1", math.nan) for r in rows], label="W1 (samples)")

@@ -2,6 +2,12 @@
 values as scalars (losses, D's outputs, V, tracked divergences), each sample picture as an image, and
 histograms of D's outputs on a fixed set of real samples and on generated ones, at each picture.
 
+A seed ensemble (`--seeds`, `--sweep`) logs its rows as a plain run does (the stats are the members' means); a
+member's own scalar is the plain tag with `/memberE` appended (metrics.jsonl's `valid_modes:member3` ->
+`train/valid_modes/member3`, summary.json's members[3] -> `summary/modes.modes_covered/member3`); the image is the
+ensemble's picture of the members side by side, and D's histograms are each pictured member's (`D/real/member3`),
+on the real samples its plain run would histogram.
+
 Optional: `pip install gankit[tensorboard]`; asking for it without the package is a one-line ConfigError
 before anything is written.
 """
@@ -45,10 +51,15 @@ class TensorBoard(Hook):
         self.dir = Path(run_dir) / "tensorboard"
         with on_disk("write", self.dir):
             self.writer = summary_writer()(log_dir=str(self.dir), purge_step=purge_step)
+        from gankit import ensemble
+
         self.log, self.pictures, self.gan = log, pictures, gan
-        self.x_real = real_subset(x_real, seed)
+        # whose D outputs are histogrammed, on which real samples (a seed each): the run, or the pictured members
+        self.members = list(ensemble.shown(gan.cfg)) if ensemble.members_of(gan.arch) > 1 else [None]
+        seeds = [seed if e is None else ensemble.member_config(gan.cfg, e).seed for e in self.members]
+        self.x_real = [real_subset(x_real, sd) for sd in seeds]
         # a conditional D judges (x, c): the real samples' own labels, and the same classes for G's samples
-        self.c = real_subset(labels, seed) if gan.n_classes and labels is not None else None
+        self.c = [real_subset(labels, sd) if gan.n_classes and labels is not None else None for sd in seeds]
         self.probability = gan.cfg.objective == "logistic"  # D as a probability, as d_real/d_fake are logged
         self.row_step, self.picture_step = None, None
 
@@ -58,7 +69,7 @@ class TensorBoard(Hook):
             self.row_step = row["step"]
             for key, v in row.items():
                 if key not in NOT_SCALARS:
-                    self.writer.add_scalar(f"train/{key}", v, row["step"])
+                    self.writer.add_scalar(f"train/{_tag(key)}", v, row["step"])
             wrote = True
         drawn = self.pictures.drawn if self.pictures is not None else None
         if drawn and drawn[0] != self.picture_step:
@@ -71,24 +82,37 @@ class TensorBoard(Hook):
 
     @torch.no_grad()
     def _histograms(self, step: int) -> None:
-        """D's outputs on the fixed real samples and on as many samples of the trained G (not its average)."""
+        """D's outputs on the fixed real samples and on as many samples of the trained G (not its average); an
+        ensemble's for each pictured member (its plain networks)."""
+        from gankit.ensemble import member
         from gankit.gan import eval_mode
         from gankit.noise import sample_noise
 
-        G, D, dev = self.gan.G, self.gan.D, self.gan.device
-        with eval_mode(G), eval_mode(D):
-            z = sample_noise(len(self.x_real), self.gan.cfg.z_dim, self.gan.cfg.noise, "cpu",
-                             torch.Generator().manual_seed(step)).to(dev)
-            c = None if self.c is None else self.c.to(dev)
-            for name, x in (("real", self.x_real.to(dev)), ("generated", G(z, c))):
-                out = D(x.float(), c).float().reshape(-1)
-                out = torch.sigmoid(out) if self.probability else out
-                self.writer.add_histogram(f"D/{name}", out.cpu().numpy(), step)
+        dev = self.gan.device
+        for e, x_real, c in zip(self.members, self.x_real, self.c):
+            one = self.gan if e is None else member(self.gan, e)
+            G, D, suffix = one.G, one.D, "" if e is None else f"/member{e}"
+            with eval_mode(G), eval_mode(D):
+                z = sample_noise(len(x_real), one.cfg.z_dim, one.cfg.noise, "cpu",
+                                 torch.Generator().manual_seed(step)).to(dev)
+                c = None if c is None else c.to(dev)
+                for name, x in (("real", x_real.to(dev)), ("generated", G(z, c))):
+                    out = D(x.float(), c).float().reshape(-1)
+                    out = torch.sigmoid(out) if self.probability else out
+                    self.writer.add_histogram(f"D/{name}{suffix}", out.cpu().numpy(), step)
 
     def close(self, s, summary):
         for key, v in _numbers(summary).items():
             self.writer.add_scalar(f"summary/{key}", v, s.step)
+        for row in summary.get("members", []):  # an ensemble's rows, one per member
+            for key, v in _numbers({k: v for k, v in row.items() if k != "member"}).items():
+                self.writer.add_scalar(f"summary/{key}/member{row['member']}", v, s.step)
         self.writer.close()
+
+
+def _tag(key: str) -> str:
+    """A logged key's tag: a member's value (`valid_modes:member3`) as the plain tag plus `/member3`."""
+    return key.replace(":member", "/member")
 
 
 def _read_rgb(path: Path) -> np.ndarray:

@@ -161,7 +161,8 @@ def _start(cfg: Config, run_dir: Path, resume: bool, force: bool, progress: bool
         # data problems surface here, before anything is written
         gan = (ensemble.build if stacked else build)(cfg, data, device)
         data = gan.data
-        monitor = build_monitor(cfg.monitor, gan) if cfg.monitor and rank == 0 else None
+        monitor = None if not cfg.monitor or rank != 0 else build_monitor(cfg.monitor, gan) if not stacked else \
+            ensemble.Monitors(cfg.monitor, gan)  # an ensemble: every member's
         reals_per_step = cfg.k if cfg.update == "alternating" else 1
         labels = data.labels.to(device) if cfg.conditional else None  # conditional: c flows with x through the steps
         batches = Batches(data.x.to(device), cfg.batch_size, cfg.seed, rank, world, labels, reals_per_step) \
@@ -223,8 +224,9 @@ def _start(cfg: Config, run_dir: Path, resume: bool, force: bool, progress: bool
                                  labelled=labelled)
     if stacked:  # each member's gradients as in a plain run
         objective = ensemble.Game(objective, cfg)
-    validation = Validation(run_dir, monitor, cfg.monitor_every, batches.epoch_ends_at, header(gan)) \
-        if cfg.monitor else None
+    validation = None if not cfg.monitor else \
+        Validation(run_dir, monitor, cfg.monitor_every, batches.epoch_ends_at, header(gan)) if not stacked else \
+        ensemble.Validation(run_dir, monitor, cfg.monitor_every, batches.epoch_ends_at, header(gan), batches.epoch_at)
     log = Log(run_dir, objective.logged, cfg.log_every, batches.epoch_at, device, world, write=rank == 0,
               extras=_divergences(gan, cfg, device) if rank == 0 and gan.spec.kind == "toy" and gan.spec.dim == 2
               and not stacked else None, validation=validation)
@@ -236,7 +238,7 @@ def _start(cfg: Config, run_dir: Path, resume: bool, force: bool, progress: bool
         z_fixed = fixed_noise(cfg, n_fixed, device)
         pictures = Pictures(run_dir, gan, z_fixed, cfg.sample_every, batches.epoch_ends_at, CollapseMonitor(gan.spec)) \
             if not stacked else ensemble.Pictures(run_dir, gan, z_fixed, cfg.sample_every, batches.epoch_ends_at)
-        hooks += [pictures, ckpt, Summary(run_dir, gan) if not stacked else ensemble.Summary(run_dir, gan)]
+        hooks += [pictures, ckpt, Summary(run_dir, gan) if not stacked else ensemble.Summary(run_dir, gan, validation)]
         if cfg.tensorboard:  # after Pictures and Summary: it shows what they made
             from gankit.tensorboard import TensorBoard
 
