@@ -100,6 +100,35 @@ def test_the_loss_plot_draws_the_members_on_their_means_axis(monitored, monkeypa
     assert shapes == [(1, 3)]  # losses, D's outputs, valid_modes (with its members): not one axis per member
 
 
+class _Values:
+    """An ensemble monitor of 2 members whose values are given in advance (lower is better, as FD)."""
+
+    name, members = "valid_x", 2
+
+    def __init__(self, values):
+        it = iter(values)
+        self.values, self.better = lambda: next(it), monitor.Monitor("valid_x", None, higher=False).better
+
+
+class _State:
+    def __init__(self, step):
+        self.step = step
+        self.G = self.D = type("P", (), {"master": torch.nn.Linear(1, 1)})()
+
+    def state_dict(self):
+        return {"step": self.step}
+
+
+def test_lower_is_better_for_the_mean_and_for_each_member(tmp_path):
+    values = [[3.0, 1.0], [2.0, 4.0], [0.5, 5.0], [1.0, float("nan")]]  # means 2, 3, 2.75, nan
+    v = ensemble.Validation(tmp_path, _Values(values), 1, None, {"format": 2}, epoch_at=lambda step: step / 10)
+    rows = [v(_State(step)) for step in range(1, 5)]
+    assert rows[1] == {"valid_x": 3.0, "valid_x:member0": 2.0, "valid_x:member1": 4.0}
+    assert (v.best["value"], v.best["step"]) == (2.0, 1)
+    assert checkpoint.load(tmp_path / "checkpoints" / "best.pt")["step"] == 1
+    assert [(b["value"], b["step"], b["epoch"]) for b in v.members_best] == [(0.5, 3, 0.3), (1.0, 1, 0.1)]
+
+
 def events(run):
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
