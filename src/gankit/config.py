@@ -116,7 +116,8 @@ class Config:
     checkpoint_every: int = _f(1000, "steps between checkpoints", "exec")
     keep_checkpoints: int = _f(1, "numbered checkpoints to keep", "exec")
     monitor: str = _f("", "metric on held-out data during training, best kept as checkpoints/best.pt: "
-                      "parzen | fd | modes ('' = off)", "exec")
+                      "parzen | fd | modes ('' = off; a seed ensemble: every member's and their mean, best.pt at "
+                      "the best mean)", "exec")
     monitor_every: int = _f(0, "steps between monitor evaluations (0: at each epoch's end)", "exec")
     tensorboard: bool = _f(False, "also write TensorBoard event files to RUN/tensorboard (pip install "
                                   "gankit[tensorboard])", "exec")
