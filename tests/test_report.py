@@ -7,6 +7,7 @@ import io
 import json
 import re
 import shutil
+from pathlib import Path
 from html.parser import HTMLParser
 
 import numpy as np
@@ -200,3 +201,11 @@ def test_the_page_in_chromium(runs, tmp_path):
         assert top.std() > 20 and after.std() > 20  # not blank
         assert b.errors == []
         assert all(u.startswith(("file:", "data:")) for u in b.requests), b.requests
+
+
+def test_an_ensembles_member_values_are_not_curves_of_their_own():
+    rows = [{"step": 100, "d_loss": 1.0, "valid_modes": 7.5, "valid_modes:member0": 7.0, "valid_modes:member1": 8.0}]
+    view = report.RunView(path=Path("."), name="e", config={}, rows=rows, samples=[], figures=[])
+    keys = report.curve_keys([view])
+    assert "valid_modes" in keys and "d_loss" in keys
+    assert not any(":member" in k for k in keys)
