@@ -141,11 +141,12 @@ def _swatch(i: int) -> str:
 
 
 def curve_keys(runs: list[RunView]) -> list[str]:
-    """The logged quantities, in the objectives' order, then any others (in first-seen order)."""
+    """The logged quantities, in the objectives' order, then any others (in first-seen order); an ensemble's
+    per-member values (`valid_modes:member3`) stay in metrics.jsonl, the curve shows their mean."""
     seen: list[str] = []
     for r in runs:
         for row in r.rows[:1]:
-            seen += [k for k in row if k not in NOT_CURVES and k not in seen]
+            seen += [k for k in row if k not in NOT_CURVES and k not in seen and ":member" not in k]
     known = [k for k in LABELS if k in seen]
     return known + [k for k in seen if k not in known]
 
