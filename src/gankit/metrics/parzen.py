@@ -69,8 +69,7 @@ class _Distances:
     def __init__(self, samples: torch.Tensor, max_bytes: int):
         self.mu = samples  # any float dtype: widening to float64 is exact, so it happens where needed
         self.rows = max(1, max_bytes // (8 * 2 * len(samples)))  # distances plus one temporary
-        self.center = torch.mean(samples, 0, dtype=torch.float64)
-        self._mu32 = self._mu64 = None
+        self._mu32 = self._mu64 = self._mu_c64 = None
         self.exact_pairs = self.pairs = 0  # pairs recomputed in float64, out of all pairs, by log_sum_exp
 
     def exact(self, xc: torch.Tensor, x_sq: torch.Tensor) -> torch.Tensor:
@@ -78,6 +77,26 @@ class _Distances:
             self._mu64 = self.mu.double()
             self._mu_sq = _squared_norms(self._mu64, "samples")
         return torch.addmm(self._mu_sq[None, :], xc, self._mu64.T, alpha=-2.0).add_(x_sq[:, None]).clamp_(min=0.0)
+
+    def _center(self, block: int = 256):
+        """The float32 screening's set-up, in one pass over the samples, block by block in cache: mu - center
+        in float64 (exact for float32 samples and a float32 center), its squared norms, and its float32
+        rounding. No float64 copy of all samples is kept; `log_sum_exp` centres the few it refines."""
+        mu, (n, d) = self.mu, self.mu.shape
+        # any center keeps the bound valid (it is in |x_c| and |mu_c|); the mean keeps it small
+        self.center = (mu if mu.dtype == torch.float64 else mu.float()).mean(0).double()
+        self._mu32 = torch.empty(n, d, dtype=torch.float32)
+        self._mu_c_sq = torch.empty(n, dtype=torch.float64)
+        buf = torch.empty(min(block, n), d, dtype=torch.float64)
+        for i in range(0, n, block):
+            b = buf[:min(block, n - i)]
+            b.copy_(mu[i:i + block]).sub_(self.center)
+            self._mu32[i:i + block].copy_(b)
+            torch.linalg.vecdot(b, b, out=self._mu_c_sq[i:i + block])
+        if not torch.isfinite(self._mu_c_sq).all():
+            raise ValueError("samples contains NaN or infinite values")
+        self._mu_c_sq32 = self._mu_c_sq.float()
+        self._mu_c_max = float(self._mu_c_sq.max().sqrt())
 
     def log_sum_exp(self, xc: torch.Tensor, sigma: float) -> torch.Tensor:
         """log sum_j exp(-||x_i - mu_j||^2 / 2 sigma^2) for each row of the float64 chunk xc, within
@@ -93,10 +112,7 @@ class _Distances:
         at a time against the union of the samples they need (a matrix product, not a gather; in cache);
         every pair in that block counts as exact."""
         if self._mu32 is None:
-            mu_c = self.mu.double() - self.center
-            self._mu_c64, self._mu_c_sq = mu_c, _squared_norms(mu_c, "samples")
-            self._mu32, self._mu_c_sq32 = mu_c.float(), self._mu_c_sq.float()
-            self._mu_c_max = float(self._mu_c_sq.max().sqrt())
+            self._center()
         c = 0.5 / sigma**2
         x_c = xc - self.center
         x_c_sq = (x_c * x_c).sum(1)
@@ -128,9 +144,12 @@ class _Distances:
             cols = (w >= threshold[:, None]).any(0).nonzero().squeeze(1)
             if len(cols) > len(self.mu) // 2:  # most samples: all of them, without gathering
                 cols = torch.arange(len(self.mu))
+                if self._mu_c64 is None:
+                    self._mu_c64 = self.mu.double() - self.center  # not in place: mu may be the caller's
                 a = torch.addmm(self._mu_c_sq[None, :], x_c[r], self._mu_c64.T, alpha=-2.0).neg_()
-            else:
-                a = (x_c[r] @ self._mu_c64[cols].T).mul_(2.0).sub_(self._mu_c_sq[cols][None, :])
+            else:  # the few samples needed, centred in float64 as in `_center` (exact for float32 samples)
+                mu_c = self.mu.index_select(0, cols).to(torch.float64).sub_(self.center)
+                a = (x_c[r] @ mu_c.T).mul_(2.0).sub_(self._mu_c_sq[cols][None, :])
             a = a.sub_(x_c_sq[r, None])
             a = a.clamp_(max=0.0).mul_(c)  # -||x - mu||^2 / 2 sigma^2, exact in float64
             top = a.max(1).values
