@@ -59,6 +59,12 @@ FLOOR_NATS = 80.0  # float32 weights are floored at e^-80, above denormals (slow
 LANDMARKS = 32  # samples whose nearest groups the rows refined together
 
 
+def _any_at_least(w: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+    """Columns j where w_ij >= t_i for some row i, exactly (a float difference is >= 0 iff w >= t), in two
+    vectorised passes (a boolean `any` over rows is many times slower)."""
+    return (w - t[:, None]).amax(0) >= 0
+
+
 class _Distances:
     """Squared distances from chunks of x to the samples mu.
 
@@ -115,8 +121,14 @@ class _Distances:
             self._center()
         c = 0.5 / sigma**2
         x_c = xc - self.center
+        x32 = x_c.float()
+        # rows taken together should need the same samples: group them by their nearest of a few landmarks, and
+        # order the rows so before the product that every block is a slice of it (no gather)
+        near = torch.addmm(self._mu_c_sq32[None, :LANDMARKS], x32, self._mu32[:LANDMARKS].T, alpha=-2.0).argmin(1)
+        order = near.argsort(stable=True)
+        x_c, x32 = x_c[order], x32[order]
         x_c_sq = (x_c * x_c).sum(1)
-        d2 = torch.addmm(self._mu_c_sq32[None, :], x_c.float(), self._mu32.T, alpha=-2.0).add_(x_c_sq.float()[:, None])
+        d2 = torch.addmm(self._mu_c_sq32[None, :], x32, self._mu32.T, alpha=-2.0).add_(x_c_sq.float()[:, None])
         # float32 products and sums (inputs rounded too) err by at most (d + 4) u (|x_c| + |mu_c|)^2 <= bound; the
         # shift by the row's minimum (both ends err), the scaling and exp add a few roundings of d2 <= reach
         reach = (x_c_sq.sqrt() + self._mu_c_max) ** 2
@@ -130,18 +142,22 @@ class _Distances:
         safe = (allowed / len(self.mu)).clamp(min=1e-38)  # e^-k, k = log(n / allowed)
         attempt = (safe * math.exp(TRY_NATS)).clamp(max=0.5)
         out = torch.empty(len(xc), dtype=torch.float64)
-        # rows taken together should need the same samples: group them by their nearest of a few landmarks
-        order = d2[:, :LANDMARKS].argmin(1).argsort()
         for i in range(0, len(xc), REFINE_ROWS):  # blocks small enough to stay in cache
-            r = order[i:i + REFINE_ROWS]
+            r = slice(i, i + REFINE_ROWS)
             d2r = d2[r]
-            d2_min = d2r.min(1).values
+            d2_min = d2r.amin(1)
             # float32 weights relative to the row's float32 top; floored at e^-FLOOR_NATS, beneath float32's
             # normal range (denormals are slow), which adds at most n e^-FLOOR_NATS to a sum that is >= 1
             w = d2r.sub_(d2_min[:, None]).mul_(-c).clamp_(min=-FLOOR_NATS).exp_()
-            tail = torch.where(w < attempt[r, None], w, 0.0).sum(1) * (1 + n_u)
-            threshold = torch.where(tail <= allowed[r], attempt[r], safe[r])
-            cols = (w >= threshold[:, None]).any(0).nonzero().squeeze(1)
+            # the block refines every sample some row needs at the attempted cut; a row's tail is then what the
+            # others leave (<= its tail at that cut). Rows where it is too large fall back to the safe cut.
+            need = _any_at_least(w, attempt[r])
+            tail = w.index_fill_(1, need.nonzero().squeeze(1), 0.0).sum(1)
+            wide = tail * (1 + n_u) > allowed[r]
+            if wide.any():
+                need |= _any_at_least(w[wide], safe[r][wide])
+                tail = w.index_fill_(1, need.nonzero().squeeze(1), 0.0).sum(1)
+            cols = need.nonzero().squeeze(1)
             if len(cols) > len(self.mu) // 2:  # most samples: all of them, without gathering
                 cols = torch.arange(len(self.mu))
                 if self._mu_c64 is None:
@@ -153,9 +169,9 @@ class _Distances:
             a = a.sub_(x_c_sq[r, None])
             a = a.clamp_(max=0.0).mul_(c)  # -||x - mu||^2 / 2 sigma^2, exact in float64
             top = a.max(1).values
-            tail = w.index_fill_(1, cols, 0.0).sum(1).double()
+            tail = tail.double()  # the float32 weights of the pairs not refined
             total = torch.exp(a - top[:, None]).sum(1) + tail * torch.exp(-c * d2_min.double() - top)
-            out[r] = top + torch.log(total)
+            out[order[r]] = top + torch.log(total)
             self.exact_pairs += a.numel()
         self.pairs += d2.numel()
         return out
