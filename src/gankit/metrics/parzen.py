@@ -159,7 +159,7 @@ class _Distances:
                 tail = w.index_fill_(1, need.nonzero().squeeze(1), 0.0).sum(1)
             cols = need.nonzero().squeeze(1)
             if len(cols) > len(self.mu) // 2:  # most samples: all of them, without gathering
-                cols = torch.arange(len(self.mu))
+                cols, tail = torch.arange(len(self.mu)), torch.zeros_like(tail)  # nothing left in float32
                 if self._mu_c64 is None:
                     self._mu_c64 = self.mu.double() - self.center  # not in place: mu may be the caller's
                 a = torch.addmm(self._mu_c_sq[None, :], x_c[r], self._mu_c64.T, alpha=-2.0).neg_()
