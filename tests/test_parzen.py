@@ -156,3 +156,21 @@ def test_float32_samples_far_from_the_origin_equal_brute_force():
         mu16 = torch.from_numpy(mu).bfloat16()
         assert np.allclose(parzen.log_likelihood(mu16, x, s),
                            parzen.brute_force_log_likelihood(mu16.double().numpy(), x, s), rtol=1e-10, atol=1e-9)
+
+
+def test_cut_moves_to_the_safe_one_where_the_tail_at_the_attempted_cut_is_too_large():
+    """One sample at the point and a shell of others, each k nats below it. 2000 at k = 18-20 leave too large a
+    float32 tail at the attempted cut (TRY_NATS above the safe one): the row falls back to the safe cut and the
+    whole shell is refined; 3 of them leave a small enough tail, and 2000 at k = 30 lie below the safe cut,
+    so only the top is. Either way log p is within EXACTNESS_NATS of the float64 sum (kept float32 shell at
+    k = 18: 2.6e-11 off)."""
+    d, s = 64, 0.5
+    rng = np.random.default_rng(10)
+    for n_shell, k, refined in ((2000, 20.0, 2001), (2000, 18.0, 2001), (3, 20.0, 1), (2000, 30.0, 1)):
+        dirs = rng.normal(size=(n_shell, d))
+        shell = dirs / np.linalg.norm(dirs, axis=1, keepdims=True) * s * math.sqrt(2 * k)
+        mu, x = np.concatenate([np.zeros((1, d)), shell]).astype(np.float32), np.zeros((1, d))
+        dist = parzen._Distances(torch.tensor(mu), parzen.MAX_BYTES)
+        got = dist.log_sum_exp(torch.tensor(x), s).numpy() - math.log(len(mu)) - d * math.log(s * math.sqrt(2 * math.pi))
+        assert dist.exact_pairs == refined, (n_shell, k)
+        assert abs(got[0] - parzen.brute_force_log_likelihood(mu, x, s)[0]) <= parzen.EXACTNESS_NATS
