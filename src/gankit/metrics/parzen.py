@@ -89,8 +89,9 @@ class _Distances:
         in float64 (exact for float32 samples and a float32 center), its squared norms, and its float32
         rounding. No float64 copy of all samples is kept; `log_sum_exp` centres the few it refines."""
         mu, (n, d) = self.mu, self.mu.shape
-        # any center keeps the bound valid (it is in |x_c| and |mu_c|); the mean keeps it small
-        self.center = (mu if mu.dtype == torch.float64 else mu.float()).mean(0).double()
+        # any center keeps the bound valid (it is in |x_c| and |mu_c|); a mean keeps it small, and that of at most
+        # 1,024 evenly spaced samples (rounded to float32, so that mu - center is exact) costs little
+        self.center = mu[::max(1, n // 1024)].double().mean(0).float().double()
         self._mu32 = torch.empty(n, d, dtype=torch.float32)
         self._mu_c_sq = torch.empty(n, dtype=torch.float64)
         buf = torch.empty(min(block, n), d, dtype=torch.float64)
