@@ -115,9 +115,10 @@ class _Distances:
         are recomputed in float64; the tail below keeps its float32 weights, which moves log p by at most
         about (e^beta - 1) e^beta * sum(tail). The cut where even n e^-k keeps that under EXACTNESS_NATS is
         safe blind; one TRY_NATS closer to the top is taken where the row's actual tail allows it. Rows are
-        grouped by their nearest of LANDMARKS samples, and the float64 products are taken REFINE_ROWS rows
-        at a time against the union of the samples they need (a matrix product, not a gather; in cache);
-        every pair in that block counts as exact."""
+        grouped by their nearest of LANDMARKS samples (ordered so before the float32 product), and the float64
+        products are taken REFINE_ROWS rows at a time against the union of the samples they need, centred on
+        the fly (a matrix product in cache; no float64 copy of all samples); every pair in that block counts
+        as exact. The fixed set-up is one blocked pass over the samples (`_center`)."""
         if self._mu32 is None:
             self._center()
         c = 0.5 / sigma**2
