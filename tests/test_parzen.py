@@ -119,3 +119,58 @@ def test_sparse_data_equals_brute_force_with_partial_refinement():
     scores = parzen.log_likelihoods(mu, x, [0.2, 0.278, 0.5])
     for row, s in zip(scores, (0.2, 0.278, 0.5)):
         assert np.allclose(row, parzen.brute_force_log_likelihood(mu, x, s), rtol=1e-10, atol=1e-9)
+
+
+def test_all_samples_refined_counts_no_float32_weight_twice_and_leaves_samples_alone():
+    """Few samples, most near the point: the block refines every sample in float64, so the float32 weights it
+    had set aside (here ~e^-17 each, far above the 1e-10 tolerance) must not be added again; and the caller's
+    float64 samples (shared with torch, not copied) come back unchanged."""
+    rng = np.random.default_rng(8)
+    d, s = 2, 1.0
+    x = np.zeros((1, d))
+    for k in (17.0, 20.0):  # the far samples' distance, in nats below the top
+        dirs = rng.normal(size=(4, d))
+        mu = np.concatenate([0.01 * rng.normal(size=(6, d)), dirs / np.linalg.norm(dirs, axis=1, keepdims=True)
+                             * math.sqrt(2 * k) * s])
+        before = mu.copy()
+        dist = parzen._Distances(torch.as_tensor(mu), parzen.MAX_BYTES)
+        got = dist.log_sum_exp(torch.tensor(x), s).numpy() - math.log(len(mu)) - d * math.log(s * math.sqrt(2 * math.pi))
+        assert dist.exact_pairs == dist.pairs  # every pair refined
+        ref = parzen.brute_force_log_likelihood(mu, x, s)
+        assert np.allclose(got, ref, rtol=1e-12, atol=0)
+        assert np.allclose(parzen.log_likelihood(mu, x, s), ref, rtol=1e-12, atol=0)
+        assert np.array_equal(mu, before)
+
+
+def test_float32_samples_far_from_the_origin_equal_brute_force():
+    """Centring (on the samples' float32 mean) keeps the float32 screening tight and the float64 refinement
+    exact when the data sit far from 0."""
+    rng = np.random.default_rng(9)
+    centres = 100.0 + rng.random((20, 32))
+    mu = (centres[rng.integers(0, 20, 2000)] + 0.05 * rng.normal(size=(2000, 32))).astype(np.float32)
+    x = (centres[rng.integers(0, 20, 150)] + 0.05 * rng.normal(size=(150, 32))).astype(np.float32)
+    for s in (0.05, 0.2):
+        ref = parzen.brute_force_log_likelihood(mu, x, s)
+        assert np.allclose(parzen.log_likelihood(mu, x, s), ref, rtol=1e-10, atol=1e-9)
+        # bfloat16 samples (a bf16 generator's output) are widened exactly, where needed
+        mu16 = torch.from_numpy(mu).bfloat16()
+        assert np.allclose(parzen.log_likelihood(mu16, x, s),
+                           parzen.brute_force_log_likelihood(mu16.double().numpy(), x, s), rtol=1e-10, atol=1e-9)
+
+
+def test_cut_moves_to_the_safe_one_where_the_tail_at_the_attempted_cut_is_too_large():
+    """One sample at the point and a shell of others, each k nats below it. 2000 at k = 18-20 leave too large a
+    float32 tail at the attempted cut (TRY_NATS above the safe one): the row falls back to the safe cut and the
+    whole shell is refined; 3 of them leave a small enough tail, and 2000 at k = 30 lie below the safe cut,
+    so only the top is. Either way log p is within EXACTNESS_NATS of the float64 sum (kept float32 shell at
+    k = 18: 2.6e-11 off)."""
+    d, s = 64, 0.5
+    rng = np.random.default_rng(10)
+    for n_shell, k, refined in ((2000, 20.0, 2001), (2000, 18.0, 2001), (3, 20.0, 1), (2000, 30.0, 1)):
+        dirs = rng.normal(size=(n_shell, d))
+        shell = dirs / np.linalg.norm(dirs, axis=1, keepdims=True) * s * math.sqrt(2 * k)
+        mu, x = np.concatenate([np.zeros((1, d)), shell]).astype(np.float32), np.zeros((1, d))
+        dist = parzen._Distances(torch.tensor(mu), parzen.MAX_BYTES)
+        got = dist.log_sum_exp(torch.tensor(x), s).numpy() - math.log(len(mu)) - d * math.log(s * math.sqrt(2 * math.pi))
+        assert dist.exact_pairs == refined, (n_shell, k)
+        assert abs(got[0] - parzen.brute_force_log_likelihood(mu, x, s)[0]) <= parzen.EXACTNESS_NATS
