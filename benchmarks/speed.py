@@ -201,7 +201,8 @@ def run_reference(case: str, steps: int, profile: bool = False) -> dict:
         opt = lambda p: torch.optim.SGD(p, lr=c["lr"], momentum=c["momentum"])  # noqa: E731
     else:
         G, D0 = (BNMLPGenerator(), TutorialDiscriminator()) if case == "tutorial" else (
-            DCGANGenerator(100, (1, 28, 28), c["hidden"]).to(memory_format=torch.contiguous_format),
+            DCGANGenerator(100, (1, 28, 28), c["hidden"], top=4, refine=c["hidden"])  # the nets `dcgan` builds
+            .to(memory_format=torch.contiguous_format),
             DCGANDiscriminator((1, 28, 28), c["hidden"]).to(memory_format=torch.contiguous_format))  # gankit's
         # conv weights are channels_last; tutorials leave them in the default layout
         opt = lambda p: torch.optim.Adam(p, lr=c["lr"], betas=(0.5, 0.999))  # noqa: E731

@@ -91,6 +91,29 @@ def test_dcgan_shapes(shape):
         DCGANGenerator(16, (1, 30, 30))
 
 
+def test_dcgan_refines_at_full_resolution_by_default_and_old_checkpoints_rebuild_the_two_stage_nets():
+    from gankit.models import architecture, construct
+    from gankit.models.conv import DCGANGenerator
+
+    data = Data(x=torch.rand(8, 784), kind="image", name="mnist", shape=(1, 28, 28), value_range=(-1.0, 1.0))
+    arch = architecture(Config(model="dcgan", hidden=8, z_dim=16), data)
+    assert arch["G"]["kwargs"]["top"] == 4 and arch["G"]["kwargs"]["refine"] == 8
+    G, _ = construct(arch)
+    convs = [m for m in G.modules() if isinstance(m, (torch.nn.Conv2d, torch.nn.ConvTranspose2d))]
+    # 7x7x32 -> 14x14x8 -> 28x28x8 (transposed, then BatchNorm, ReLU) -> a 3x3 conv to the image's channel
+    assert [(type(m).__name__, m.in_channels, m.out_channels) for m in convs] == [
+        ("ConvTranspose2d", 32, 8), ("ConvTranspose2d", 8, 8), ("Conv2d", 8, 1)]
+    assert G.project[0].out_features == 32 * 7 * 7 and G(torch.randn(3, 16)).shape == (3, 784)
+    old = {**arch, "G": {**arch["G"], "kwargs": {k: v for k, v in arch["G"]["kwargs"].items()
+                                                 if k not in ("top", "refine")}}}
+    G_old, _ = construct(old)  # a checkpoint written before 2026-11-30: the nets it was trained with
+    assert [type(m).__name__ for m in G_old.net] == ["ConvTranspose2d", "BatchNorm2d", "ReLU", "ConvTranspose2d",
+                                                     "Tanh"]
+    assert G_old.project[0].out_features == 16 * 7 * 7
+    assert sum(p.numel() for p in G_old.parameters()) == sum(
+        p.numel() for p in DCGANGenerator(16, (1, 28, 28), 8).parameters())
+
+
 def test_paper_conv_nets():
     from gankit.models.paper import MaxoutConv2d, PaperConvDiscriminator, PaperConvGenerator
 

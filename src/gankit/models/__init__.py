@@ -53,7 +53,8 @@ def _bn_mlp(cfg, data):
 
 
 def _dcgan(cfg, data):
-    return (_net(DCGANGenerator, z_dim=cfg.z_dim, shape=tuple(data.shape), width=cfg.hidden, output=_output_for(data)),
+    return (_net(DCGANGenerator, z_dim=cfg.z_dim, shape=tuple(data.shape), width=cfg.hidden, output=_output_for(data),
+                 top=4, refine=cfg.hidden),
             _net(DCGANDiscriminator, shape=tuple(data.shape), width=cfg.hidden))
 
 

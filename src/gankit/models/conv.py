@@ -1,7 +1,11 @@
 """DCGAN-style convolutional G and D (Radford et al. 2016) for 28x28 and 32x32 images.
 
-G: z -> linear to (2w, H/4, W/4) -> BatchNorm, ReLU -> transposed conv to (w, H/2, W/2) -> BatchNorm, ReLU
--> transposed conv to (C, H, W) -> tanh or sigmoid. D: conv (w) -> LeakyReLU 0.2 -> conv (2w) -> LeakyReLU
+G: z -> linear to (top * w, H/4, W/4) -> BatchNorm, ReLU -> transposed conv to (w, H/2, W/2) -> BatchNorm, ReLU
+-> transposed conv to (C, H, W) -> tanh or sigmoid. With `refine` channels (gankit's default since 2026-11-30:
+top = 4, refine = w), the last transposed conv goes to (refine, H, W) -> BatchNorm, ReLU, and a 3x3 conv makes
+the C output channels: a layer that works at full resolution, which the two-stage G lacks (on Fashion-MNIST at
+3 epochs it took FD from 165-190 to 115, recall 0.08 to 0.36). Checkpoints without these keys rebuild the
+original two-stage nets (top = 2, refine = 0). D: conv (w) -> LeakyReLU 0.2 -> conv (2w) -> LeakyReLU
 -> linear to one logit. D has no BatchNorm, so a sample's logit never depends on the rest of its batch.
 Both take and return flat vectors, like every gankit model; the image shape is theirs to know.
 Conditional (n_classes > 0): G reads [z, embed(c)]; D is a projection discriminator (Miyato & Koyama 2018),
@@ -22,19 +26,22 @@ from gankit.models.mlp import OUTPUTS
 
 class DCGANGenerator(nn.Module):
     def __init__(self, z_dim: int = 100, shape: tuple[int, int, int] = (1, 28, 28), width: int = 64,
-                 output: str = "tanh", n_classes: int = 0, c_dim: int = 0, context_dim: int = 0):
+                 output: str = "tanh", n_classes: int = 0, c_dim: int = 0, context_dim: int = 0, top: int = 2,
+                 refine: int = 0):
         super().__init__()
         c, h, w = shape
         if h % 4 or w % 4:
             raise DataError(f"DCGAN needs image sides divisible by 4, got {h}x{w}")
         self.z_dim, self.shape, self.width, self.n_classes = z_dim, shape, width, n_classes
-        self.context_dim = context_dim
+        self.context_dim, self.top = context_dim, top
         self.project = nn.Sequential(nn.Linear(z_dim + c_dim * bool(n_classes) + context_dim,
-                                               2 * width * (h // 4) * (w // 4)),
-                                     nn.BatchNorm1d(2 * width * (h // 4) * (w // 4)), nn.ReLU())
+                                               top * width * (h // 4) * (w // 4)),
+                                     nn.BatchNorm1d(top * width * (h // 4) * (w // 4)), nn.ReLU())
+        last = [nn.ConvTranspose2d(width, c, 4, 2, 1)] if not refine else [
+            nn.ConvTranspose2d(width, refine, 4, 2, 1), nn.BatchNorm2d(refine), nn.ReLU(), nn.Conv2d(refine, c, 3, 1, 1)]
         self.net = nn.Sequential(
-            nn.ConvTranspose2d(2 * width, width, 4, 2, 1), nn.BatchNorm2d(width), nn.ReLU(),
-            nn.ConvTranspose2d(width, c, 4, 2, 1), OUTPUTS[output](),
+            nn.ConvTranspose2d(top * width, width, 4, 2, 1), nn.BatchNorm2d(width), nn.ReLU(),
+            *last, OUTPUTS[output](),
         )
         if n_classes:
             self.embed = class_embedding(n_classes, c_dim)
@@ -46,7 +53,7 @@ class DCGANGenerator(nn.Module):
             z = torch.cat([z, self.embed(needs_c(c, "DCGANGenerator").long()).to(z.dtype)], 1)
         if self.context_dim:
             z = torch.cat([z, needs_c(c, "DCGANGenerator").to(z.dtype)], 1)
-        out = self.net(self.project(z).reshape(-1, 2 * self.width, h // 4, w // 4)).flatten(1)
+        out = self.net(self.project(z).reshape(-1, self.top * self.width, h // 4, w // 4)).flatten(1)
         return composite(out, c) if self.context_dim else out
 
 
