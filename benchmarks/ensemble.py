@@ -34,7 +34,7 @@ QUIET = dict(sample_every=10**9, checkpoint_every=10**9, log_every=100)
 
 
 def run(dataset: str, seeds: int, steps: int, seed: int = 0) -> dict:
-    cfg = config_mod.from_dict({**QUIET, "dataset": dataset, "seeds": seeds, "steps": steps, "seed": seed})
+    cfg = config_mod.settle({**QUIET, "dataset": dataset, "seeds": seeds, "steps": steps, "seed": seed})  # as the CLI
     with tempfile.TemporaryDirectory() as tmp:
         return train(cfg, Path(tmp) / "run", progress=False)
 
@@ -78,7 +78,7 @@ def main(argv=None) -> int:
     results: dict = {"seeds": args.seeds, "dataset": args.dataset}
     if not args.no_timing:
         torch.set_num_threads(args.threads)
-        cfg = config_mod.from_dict({"dataset": args.dataset})
+        cfg = config_mod.settle({"dataset": args.dataset})
         rows = []
         for r in range(args.repeats):
             one = run(args.dataset, 1, args.steps)["seconds"]
