@@ -203,8 +203,9 @@ def run_reference(case: str, steps: int, profile: bool = False) -> dict:
         G, D0 = (BNMLPGenerator(), TutorialDiscriminator()) if case == "tutorial" else (
             DCGANGenerator(100, (1, 28, 28), c["hidden"], top=4, refine=c["hidden"])  # the nets `dcgan` builds
             .to(memory_format=torch.contiguous_format),
-            DCGANDiscriminator((1, 28, 28), c["hidden"]).to(memory_format=torch.contiguous_format))  # gankit's
-        # conv weights are channels_last; tutorials leave them in the default layout
+            DCGANDiscriminator((1, 28, 28), c["hidden"], third=4 * c["hidden"])
+            .to(memory_format=torch.contiguous_format))  # gankit's conv weights are channels_last; tutorials leave
+        # them in the default layout
         opt = lambda p: torch.optim.Adam(p, lr=c["lr"], betas=(0.5, 0.999))  # noqa: E731
     D = nn.Sequential(D0, nn.Sigmoid())
     opt_G, opt_D = opt(G.parameters()), opt(D.parameters())

@@ -91,7 +91,7 @@ def test_dcgan_shapes(shape):
         DCGANGenerator(16, (1, 30, 30))
 
 
-def test_dcgan_refines_at_full_resolution_by_default_and_old_checkpoints_rebuild_the_two_stage_nets():
+def test_dcgan_nets_by_default_and_old_checkpoints_rebuild_the_original_nets():
     from gankit.models import architecture, construct
     from gankit.models.conv import DCGANGenerator
 
@@ -110,6 +110,14 @@ def test_dcgan_refines_at_full_resolution_by_default_and_old_checkpoints_rebuild
     assert [type(m).__name__ for m in G_old.net] == ["ConvTranspose2d", "BatchNorm2d", "ReLU", "ConvTranspose2d",
                                                      "Tanh"]
     assert G_old.project[0].out_features == 16 * 7 * 7
+    D = construct(arch)[1]  # D: 14x14x8 -> 7x7x16 -> a third strided conv to 4x4x32 -> the logit
+    assert arch["D"]["kwargs"]["third"] == 32
+    assert [(m.out_channels, m.kernel_size) for m in D.modules() if isinstance(m, torch.nn.Conv2d)] == [
+        (8, (4, 4)), (16, (4, 4)), (32, (3, 3))]
+    assert D.net[-1].in_features == 32 * 4 * 4 and D(torch.randn(3, 784)).shape == (3,)
+    D_old = construct({**old, "D": {**old["D"], "kwargs": {k: v for k, v in old["D"]["kwargs"].items()
+                                                          if k != "third"}}})[1]
+    assert D_old.net[-1].in_features == 16 * 7 * 7
     assert sum(p.numel() for p in G_old.parameters()) == sum(
         p.numel() for p in DCGANGenerator(16, (1, 28, 28), 8).parameters())
 

@@ -55,7 +55,7 @@ def _bn_mlp(cfg, data):
 def _dcgan(cfg, data):
     return (_net(DCGANGenerator, z_dim=cfg.z_dim, shape=tuple(data.shape), width=cfg.hidden, output=_output_for(data),
                  top=4, refine=cfg.hidden),
-            _net(DCGANDiscriminator, shape=tuple(data.shape), width=cfg.hidden))
+            _net(DCGANDiscriminator, shape=tuple(data.shape), width=cfg.hidden, third=4 * cfg.hidden))
 
 
 def _paper(cfg, data):
