@@ -78,3 +78,14 @@ def assert_resume_is_bit_exact(tmp_path, cfg: dict) -> None:
     resumed, _ = fit(tiny(steps=8, **cfg), tmp_path / "b", resume=True, progress=False)
     a, b = weights(straight), weights(resumed)
     assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+class StubState:
+    """The least of a train state a validation hook touches: a step, two players' master nets, a state_dict."""
+
+    def __init__(self, step):
+        self.step = step
+        self.G = self.D = type("P", (), {"master": torch.nn.Linear(1, 1)})()
+
+    def state_dict(self):
+        return {"step": self.step}

@@ -14,7 +14,7 @@ from gankit.cli import main
 from gankit.sampling import load_run
 from gankit.train import fit
 
-from conftest import tiny
+from conftest import StubState, tiny
 
 # lr 5e-3 on ring8: within 60 steps the members' mode scores differ, and each peaks at its own step
 MONITORED = dict(seeds=3, steps=60, lr=5e-3, hidden=32, monitor="modes", monitor_every=10)
@@ -110,19 +110,10 @@ class _Values:
         self.values, self.better = lambda: next(it), monitor.Monitor("valid_x", None, higher=False).better
 
 
-class _State:
-    def __init__(self, step):
-        self.step = step
-        self.G = self.D = type("P", (), {"master": torch.nn.Linear(1, 1)})()
-
-    def state_dict(self):
-        return {"step": self.step}
-
-
 def test_lower_is_better_for_the_mean_and_for_each_member(tmp_path):
     values = [[3.0, 1.0], [2.0, 4.0], [0.5, 5.0], [1.0, float("nan")]]  # means 2, 3, 2.75, nan
     v = ensemble.Validation(tmp_path, _Values(values), 1, None, {"format": 2}, epoch_at=lambda step: step / 10)
-    rows = [v(_State(step)) for step in range(1, 5)]
+    rows = [v(StubState(step)) for step in range(1, 5)]
     assert rows[1] == {"valid_x": 3.0, "valid_x:member0": 2.0, "valid_x:member1": 4.0}
     assert (v.best["value"], v.best["step"]) == (2.0, 1)
     assert checkpoint.load(tmp_path / "checkpoints" / "best.pt")["step"] == 1

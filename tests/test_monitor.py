@@ -14,6 +14,7 @@ from gankit.rundir import RunDirError
 from gankit.hooks import Validation
 from gankit.sampling import load_run
 from gankit.train import fit, train
+from conftest import StubState
 
 TINY = dict(hidden=16, layers=2, batch_size=64, log_every=7, sample_every=10**6, checkpoint_every=10**6)
 
@@ -55,21 +56,12 @@ class _Seq:
         self.m = monitor.Monitor("valid_x", lambda: next(self.values), higher)
 
 
-class _State:
-    def __init__(self, step):
-        self.step = step
-        self.G = self.D = type("P", (), {"master": torch.nn.Linear(1, 1)})()
-
-    def state_dict(self):
-        return {"step": self.step}
-
-
 @pytest.mark.parametrize("higher,values,best", [(True, [1.0, 3.0, 2.0, float("nan")], (3.0, 2)),
                                                 (False, [1.0, 3.0, 0.5, 0.7], (0.5, 3))])
 def test_best_checkpoint_follows_the_better_direction(tmp_path, higher, values, best):
     v = Validation(tmp_path, _Seq(values, higher).m, 1, None, {"format": 2})
     for step in range(1, len(values) + 1):
-        v(_State(step))
+        v(StubState(step))
         assert checkpoint.load(tmp_path / "checkpoints" / "best.pt")["step"] == v.best["step"]
     assert (v.best["value"], v.best["step"]) == best
     again = Validation(tmp_path, _Seq([], higher).m, 1, None, {})  # a resumed run starts from the saved best
