@@ -151,7 +151,6 @@ def test_plain_ensembles_keep_torchs_optimiser():
     ("r1=1,-2", {}, "config key 'r1' must be >= 0"),
     ("gp_weight=1,10", {}, "objective 'logistic' ignores it"),
     ("beta2=0.9,0.99", dict(optimizer="sgd"), "optimizer 'sgd' ignores it"),
-    ("lr=1e-3,2e-3", dict(monitor="modes"), "--sweep does not support the validation --monitor"),
     ("lr=1e-3,2e-3", dict(dataset="mnist", model="semi-mlp", objective="semi-supervised", labels=100),
      "--sweep supports model mlp"),
     ("lr=" + ",".join(str(i / 1e4) for i in range(1, 102)), dict(seeds=10), "more than 1000 members"),
