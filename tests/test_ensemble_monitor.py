@@ -161,3 +161,19 @@ def test_tensorboard_tags_name_each_member(tmp_path):
         h = acc.Histograms(f"D/real/member{e}")[-1].histogram_value
         np.testing.assert_allclose([h.num, h.min, h.max, h.sum], [len(want), want.min(), want.max(), want.sum()],
                                    rtol=1e-5)
+
+
+def test_a_sweep_monitors_every_value_s_member(tmp_path):
+    """--sweep with --monitor: one value per member (here the two learning rates), their mean, best.pt written."""
+    run = tmp_path / "run"
+    gan, summary = fit(tiny(**{**MONITORED, "seeds": 1, "sweep": "lr=5e-3,2e-2"}), run, progress=False)
+    rows = [r for r in rundir.read_metrics(run) if "valid_modes" in r]
+    assert [r["step"] for r in rows] == [10, 20, 30, 40, 50, 60]
+    assert any(r["valid_modes:member0"] != r["valid_modes:member1"] for r in rows)  # two values, two trainings
+    last = rows[-1]
+    assert last["valid_modes"] == pytest.approx((last["valid_modes:member0"] + last["valid_modes:member1"]) / 2,
+                                                abs=1e-4)
+    for e in range(2):
+        assert last[f"valid_modes:member{e}"] == pytest.approx(
+            monitor.build("modes", ensemble.member(gan, e)).value(), abs=1e-4)
+    assert (run / "checkpoints" / "best.pt").exists() and summary["best"]["metric"] == "valid_modes"
