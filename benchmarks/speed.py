@@ -173,7 +173,7 @@ def run_reference(case: str, steps: int, profile: bool = False) -> dict:
     """The tutorial way (deliberately not gankit's code; the tutorial MLP's classes are plain nn layers)."""
     from torch.utils.data import DataLoader, Dataset
 
-    from gankit.models.conv import DCGANDiscriminator, DCGANGenerator
+    from gankit.models.conv import DCGANDiscriminator, DCGANGenerator, sizes
     from gankit.models.mlp import BNMLPGenerator, TutorialDiscriminator
 
     c = CASES[case]
@@ -201,9 +201,9 @@ def run_reference(case: str, steps: int, profile: bool = False) -> dict:
         opt = lambda p: torch.optim.SGD(p, lr=c["lr"], momentum=c["momentum"])  # noqa: E731
     else:
         G, D0 = (BNMLPGenerator(), TutorialDiscriminator()) if case == "tutorial" else (
-            DCGANGenerator(100, (1, 28, 28), c["hidden"], top=4, refine=c["hidden"])  # the nets `dcgan` builds
+            DCGANGenerator(100, (1, 28, 28), c["hidden"], **sizes(c["hidden"])[0])  # the nets `dcgan` builds
             .to(memory_format=torch.contiguous_format),
-            DCGANDiscriminator((1, 28, 28), c["hidden"], third=4 * c["hidden"])
+            DCGANDiscriminator((1, 28, 28), c["hidden"], **sizes(c["hidden"])[1])
             .to(memory_format=torch.contiguous_format))  # gankit's conv weights are channels_last; tutorials leave
         # them in the default layout
         opt = lambda p: torch.optim.Adam(p, lr=c["lr"], betas=(0.5, 0.999))  # noqa: E731

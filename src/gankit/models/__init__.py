@@ -13,7 +13,7 @@ from torch import nn
 
 from gankit.errors import CheckpointError, ConfigError
 from gankit.models.layers import MinibatchStd, Packed
-from gankit.models.conv import DCGANDiscriminator, DCGANGenerator
+from gankit.models.conv import DCGANDiscriminator, DCGANGenerator, sizes as dcgan_sizes
 from gankit.models.mlp import (BNMLPGenerator, JointDiscriminator, MLPDiscriminator, MLPEncoder, MLPGenerator,
                                TutorialDiscriminator)
 from gankit.models.semi import SemiDiscriminator, SemiGenerator
@@ -53,9 +53,10 @@ def _bn_mlp(cfg, data):
 
 
 def _dcgan(cfg, data):
+    g, d = dcgan_sizes(cfg.hidden)
     return (_net(DCGANGenerator, z_dim=cfg.z_dim, shape=tuple(data.shape), width=cfg.hidden, output=_output_for(data),
-                 top=4, refine=cfg.hidden),
-            _net(DCGANDiscriminator, shape=tuple(data.shape), width=cfg.hidden, third=4 * cfg.hidden))
+                 **g),
+            _net(DCGANDiscriminator, shape=tuple(data.shape), width=cfg.hidden, **d))
 
 
 def _paper(cfg, data):

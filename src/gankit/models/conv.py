@@ -25,6 +25,11 @@ from gankit.models.layers import Projection, class_embedding, composite, needs_c
 from gankit.models.mlp import OUTPUTS
 
 
+def sizes(width: int) -> tuple[dict, dict]:
+    """The extra sizes gankit's `dcgan` gives G and D of width w (top 4w, a full-size stage w, D's third conv 4w)."""
+    return dict(top=4, refine=width), dict(third=4 * width)
+
+
 class DCGANGenerator(nn.Module):
     def __init__(self, z_dim: int = 100, shape: tuple[int, int, int] = (1, 28, 28), width: int = 64,
                  output: str = "tanh", n_classes: int = 0, c_dim: int = 0, context_dim: int = 0, top: int = 2,
