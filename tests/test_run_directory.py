@@ -314,7 +314,7 @@ def test_sigterm_stops_every_rank_at_the_same_step_with_a_checkpoint(tmp_path, t
     summary = rundir.read_json(run, "summary.json")
     assert summary["interrupted"] and summary["step"] == state["step"] > 0 and state["step"] % 10 == 0
     if target == "one worker":
-        assert proc.returncode == 0
+        assert proc.returncode == 0, err  # a rank that left gloo's threads to interpreter exit aborted here (SIGABRT)
     assert main(["train", "--resume", str(run), "--steps", str(state["step"] + 3), "--no-progress"]) == 0
 
 

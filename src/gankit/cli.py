@@ -182,11 +182,22 @@ def settle_config(args: dict, base: config_mod.Config | None = None) -> config_m
 
 
 def cmd_train(args: dict) -> int:
-    from gankit import rundir
     from gankit.device import init_distributed
-    from gankit.train import train
 
     rank, world = init_distributed(args.get("device", "auto"))
+    try:
+        return _train_in_group(args, rank, world)
+    finally:  # left to interpreter exit, gloo's threads can abort a process that trained and saved correctly
+        if world > 1:
+            import torch.distributed as dist
+
+            dist.destroy_process_group()
+
+
+def _train_in_group(args: dict, rank: int, world: int) -> int:
+    from gankit import rundir
+    from gankit.train import train
+
     if "resume" in args:
         run_dir = Path(args["resume"])
         if "out" in args and Path(args["out"]) != run_dir:
