@@ -2,10 +2,10 @@
 and high-quality fraction (2,500 samples, as in benchmarks/toy_modes.py; 100 per mode on grid100), and the
 final JSD(p_data || p_g) and W1 that every 2-D toy run logs (its last logged row).
 
-    python benchmarks/objectives.py [--seeds 3] [--datasets grid25] [--jobs 2] [--configs NAME,...]
+    python benchmarks/objectives.py [--seeds 3] [--datasets grid25] [--jobs 2] [--configs NAME,...] [--steps 6000]
 
-Runs `--jobs` trainings side by side, one torch thread each; prints a Markdown table and writes
-benchmarks/results/objectives.json.
+Every run has the same length (--steps, 6,000 by default: the toy budget the README's tables use). Runs `--jobs`
+trainings side by side, one torch thread each; prints a Markdown table and writes benchmarks/results/objectives.json.
 """
 
 from __future__ import annotations
@@ -35,8 +35,8 @@ CONFIGS = {  # name: config overrides over the toy defaults (as the CLI settles 
 }
 
 
-def one(job: tuple[str, str, int]) -> dict:
-    name, dataset, seed = job
+def one(job: tuple[str, str, int, int | None]) -> dict:
+    name, dataset, seed, steps = job
     os.environ["OMP_NUM_THREADS"] = "1"
     import torch
 
@@ -44,8 +44,9 @@ def one(job: tuple[str, str, int]) -> dict:
     from gankit import config as config_mod, rundir
     from gankit.train import train
 
+    length = {"steps": steps} if steps else {}
     cfg = config_mod.settle({**CONFIGS[name], "dataset": dataset, "seed": seed, "sample_every": 10**9,
-                                "checkpoint_every": 10**9})
+                                "checkpoint_every": 10**9, **length})
     with tempfile.TemporaryDirectory() as tmp:
         t = time.perf_counter()
         try:
@@ -71,9 +72,11 @@ def main(argv=None) -> int:
     p.add_argument("--datasets", default="grid25")
     p.add_argument("--jobs", type=int, default=2)
     p.add_argument("--configs", default=",".join(CONFIGS))
+    p.add_argument("--steps", type=int, default=6000, help="every run's length, so the games compare at one budget "
+                   "(0: as the CLI settles it, grid25's logistic runs 12,000)")
     args = p.parse_args(argv)
     names = [n for n in CONFIGS if n in args.configs.split(",")]
-    jobs = [(n, d, s) for d in args.datasets.split(",") for n in names for s in range(args.seeds)]
+    jobs = [(n, d, s, args.steps) for d in args.datasets.split(",") for n in names for s in range(args.seeds)]
     results = []
     with ProcessPoolExecutor(args.jobs) as pool:
         for r in pool.map(one, jobs):  # each run as it ends, so a long grid shows its progress

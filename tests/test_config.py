@@ -153,3 +153,18 @@ def test_r1_is_the_default_only_on_the_2d_mixtures_in_the_logistic_game():
         assert C.settle({"dataset": dataset, "encoder": True}).r1 == 0.0
     assert C.settle({"dataset": "gaussian1d"}).r1 == 0.0 and C.settle({"dataset": "mnist"}).r1 == 0.0
     assert C.settle({}, base=C.settle({"dataset": "ring8", "r1": 0.0})).r1 == 0.0  # a resumed run keeps its own
+
+
+def test_grid25_trains_twice_the_toy_length_by_default():
+    """12,000 steps on grid25's logistic runs (README: every seed over 90 % high quality); a given length wins."""
+    assert C.settle({"dataset": "grid25"}).steps == 12_000
+    assert C.settle({"dataset": "ring8"}).steps == C.settle({"dataset": "grid25", "objective": "hinge"}).steps == 6_000
+    assert C.settle({"dataset": "grid25", "steps": 50}).steps == 50
+    assert C.settle({"dataset": "grid25"}, {"epochs": 2.0}).steps is None
+    assert C.settle({}, base=C.settle({"dataset": "grid25", "steps": 6_000})).steps == 6_000
+
+
+def test_the_fashion_dcgan_preset_plays_the_hinge_game():
+    """The evidence for it is on Fashion-MNIST (README); dcgan-mnist stays in the logistic game its figures used."""
+    assert C.settle(C.preset("dcgan-fashion-mnist")).objective == "hinge"
+    assert C.settle(C.preset("dcgan-mnist")).objective == "logistic"

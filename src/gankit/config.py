@@ -156,10 +156,13 @@ PRESETS["paper-kmnist"] = {**PRESETS["paper-mnist"], "dataset": "kmnist"}
 # The paper's CIFAR-10 experiment: maxout-conv D, "deconvolutional" G. Layer sizes are gankit's (the
 # paper gives none); optimiser and schedule as for MNIST; no max-norm constraints (see README).
 PRESETS["paper-cifar10"] = {**PRESETS["paper-mnist"], "dataset": "cifar10", "model": "paper-conv"}
-# DCGAN-style nets (width 32 to suit a CPU) over the image defaults: ~6 minutes for 8 epochs on 2 cores (bf16 ~5;
-# --precision bf16 --epochs 12, 8.4 minutes: FD 45.7, precision 0.65, recall 0.59 on Fashion-MNIST, README).
-PRESETS["dcgan-fashion-mnist"] = dict(dataset="fashion-mnist", model="dcgan", hidden=32, epochs=8.0)
-PRESETS["dcgan-mnist"] = {**PRESETS["dcgan-fashion-mnist"], "dataset": "mnist"}
+# DCGAN-style nets (width 32 to suit a CPU) over the image defaults: ~6 minutes for 8 epochs on 2 cores (bf16 ~5).
+# On Fashion-MNIST in the hinge game (Lim & Ye 2017): --precision bf16 --epochs 12, 8.1 minutes, FD 28.4, precision
+# 0.69, recall 0.57; the logistic game gave FD 45.7 (README, "Sample quality on Fashion-MNIST"). dcgan-mnist keeps
+# the logistic game, where its figures were measured.
+_DCGAN = dict(model="dcgan", hidden=32, epochs=8.0)
+PRESETS["dcgan-fashion-mnist"] = dict(dataset="fashion-mnist", **_DCGAN, objective="hinge")
+PRESETS["dcgan-mnist"] = dict(dataset="mnist", **_DCGAN)
 # Salimans et al. (2016), semi-supervised MNIST with 100 labels: K+1-class D, feature matching, Adam (beta1 0.5),
 # m = 100; the 100 labels drawn from all 60,000 training images (trainval); 8 epochs (4,800 steps) suit a CPU.
 PRESETS["semi-mnist"] = dict(dataset="mnist", split="trainval", model="semi-mlp", objective="semi-supervised",
@@ -174,10 +177,11 @@ IMAGE_DEFAULTS = dict(
     sample_every=0, checkpoint_every=1000,
 )
 # For the 2-D mixtures in the logistic game, the R1 penalty: gamma = 0.1 covered grid25's 25 modes on 10 of 10
-# seeds (the unpenalised game: 4 of 10) and ring8's 8 on 10 of 10 (benchmarks/objectives.py, README). Not for
-# the jointly trained encoder, which takes no penalty, nor for the other games (not measured there).
-MIXTURE_DEFAULTS = dict(r1=0.1)
-MIXTURES = ("ring8", "grid25", "grid100")
+# seeds (the unpenalised game: 4 of 10) and ring8's 8 on 10 of 10 (benchmarks/objectives.py, README); and for
+# grid25 twice the toy length, 12,000 steps, which lifts every seed's high-quality share over 90 % (at 6,000: 8 of
+# 10). Not for the jointly trained encoder, which takes no penalty, nor for the other games (not measured there).
+MIXTURE_DEFAULTS = {"ring8": dict(r1=0.1), "grid25": dict(r1=0.1, steps=12_000), "grid100": dict(r1=0.1)}
+MIXTURES = tuple(MIXTURE_DEFAULTS)
 
 _CHOICES = {
     "model": tuple(MODELS), "objective": tuple(OBJECTIVES), "loss": G_LOSSES, "update": UPDATES, "optimizer": OPTIMIZERS,
@@ -530,9 +534,10 @@ def settle(*layers: dict, base: Config | None = None) -> Config:
         defaults = dict(IMAGE_DEFAULTS) if image else {}
         if (dataset in MIXTURES and merged.get("objective", Config.objective) == "logistic"
                 and not merged.get("encoder", Config.encoder)):
-            defaults.update(MIXTURE_DEFAULTS)
+            defaults.update(MIXTURE_DEFAULTS[dataset])
         if any(k in merged for k in ("steps", "epochs")):
             defaults.pop("epochs", None)
+            defaults.pop("steps", None)
         values = {**defaults, **merged}
         if values.get("epochs") is not None and "steps" not in merged:
             values["steps"] = None
