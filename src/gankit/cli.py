@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -593,5 +594,17 @@ def main(argv: list[str] | None = None) -> int:
         return 2
 
 
+def entry() -> None:
+    """The `gankit` process: main(), then exit with its code. A rank under torchrun leaves without interpreter
+    finalization (its files are written and closed by then): torch's gloo threads can abort a process that
+    finished correctly while the interpreter tears down (pytorch/pytorch#179291), which fails the whole launch."""
+    code = main()
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
+    sys.exit(code)
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    entry()
