@@ -148,3 +148,21 @@ def test_help_lists_every_registered_choice(capsys, monkeypatch):
         main(["eval", "--help"])
     text = " ".join(capsys.readouterr().out.split())
     assert all(f"{name}:" in text for name in METRICS)
+
+
+@pytest.mark.parametrize("world", ["1", "2"])
+def test_a_torchrun_rank_leaves_without_interpreter_teardown(monkeypatch, world):
+    """Under torchrun (WORLD_SIZE > 1) the process exits through os._exit with main's code, so gloo's threads cannot
+    abort a finished rank at interpreter teardown; a plain process exits normally (SystemExit)."""
+    import gankit.cli as cli
+
+    monkeypatch.setenv("WORLD_SIZE", world)
+    monkeypatch.setattr(cli, "main", lambda: 3)
+
+    def fake_exit(code):
+        raise RuntimeError(f"os._exit({code})")
+
+    monkeypatch.setattr(cli.os, "_exit", fake_exit)
+    with pytest.raises(RuntimeError if world == "2" else SystemExit) as caught:
+        cli.entry()
+    assert str(caught.value) == ("os._exit(3)" if world == "2" else "3")
