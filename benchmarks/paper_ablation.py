@@ -3,6 +3,7 @@ at a time: each variant is the code preset with one of its choices switched to A
 same epochs, judged by the validation Parzen log-likelihood (the monitor, every epoch) and its best value.
 
     python benchmarks/paper_ablation.py [--epochs 10] [--precision bf16] [--seed 0] [--out runs/ablation]
+                                        [--variants NAME,...]
 """
 
 import argparse
@@ -19,6 +20,7 @@ VARIANTS = {
     "alternating update (Algorithm 1)": {"update": "alternating"},
     "full D loss (no 1/2)": {"d_loss_scale": 1.0},
     "torch momentum rule, smooth schedule": {"sgd_form": "torch"},
+    "Gaussian noise (gankit's default)": {"noise": "normal"},
     "Algorithm 1 as printed (paper-mnist + monitor)": {"update": "alternating", "d_loss_scale": 1.0,
                                                         "sgd_form": "torch"},
 }
@@ -31,9 +33,13 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--dataset", default="mnist")
     ap.add_argument("--out", default="runs/ablation")
+    ap.add_argument("--variants", default="", help="comma-separated names' first words (default: all)")
     args = ap.parse_args()
+    chosen = [v.strip() for v in args.variants.split(",") if v.strip()]
     rows = []
     for name, change in VARIANTS.items():
+        if chosen and not any(name.startswith(c) for c in chosen):
+            continue
         values = {**C.preset("paper-mnist-code"), **change, "dataset": args.dataset, "epochs": args.epochs,
                   "precision": args.precision, "seed": args.seed, "checkpoint_every": 10**9}
         run = Path(args.out) / name.split(" (")[0].replace(" ", "-").replace(",", "")

@@ -537,7 +537,6 @@ def settle(*layers: dict, base: Config | None = None) -> Config:
             defaults.update(MIXTURE_DEFAULTS[dataset])
         if any(k in merged for k in ("steps", "epochs")):
             defaults.pop("epochs", None)
-            defaults.pop("steps", None)
         values = {**defaults, **merged}
         if values.get("epochs") is not None and "steps" not in merged:
             values["steps"] = None
