@@ -188,7 +188,7 @@ def cmd_train(args: dict) -> int:
     rank, world = init_distributed(args.get("device", "auto"))
     try:
         return _train_in_group(args, rank, world)
-    finally:  # left to interpreter exit, gloo's threads can abort a process that trained and saved correctly
+    finally:  # every rank leaves the group it joined (how the process then exits: `entry`)
         if world > 1:
             import torch.distributed as dist
 
@@ -598,8 +598,10 @@ def entry() -> None:
     """The `gankit` process: main(), then exit with its code. A rank under torchrun leaves without interpreter
     finalization (its files are written and closed by then): torch's gloo threads can abort a process that
     finished correctly while the interpreter tears down (pytorch/pytorch#179291), which fails the whole launch."""
+    from gankit.device import launched_world
+
     code = main()
-    if int(os.environ.get("WORLD_SIZE", "1")) > 1:
+    if launched_world() > 1:
         sys.stdout.flush()
         sys.stderr.flush()
         os._exit(code)

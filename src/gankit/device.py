@@ -23,13 +23,18 @@ def resolve_device(name: str) -> torch.device:
 def init_distributed(device_name: str) -> tuple[int, int]:
     """Join the process group torchrun describes in the environment (gloo on CPU, NCCL on GPU)."""
     dist = torch.distributed
-    if int(os.environ.get("WORLD_SIZE", "1")) <= 1 or dist.is_initialized():
+    if launched_world() <= 1 or dist.is_initialized():
         return rank_world()
     device = resolve_device(device_name)
     if device.type == "cuda":
         torch.cuda.set_device(device)
     dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
     return dist.get_rank(), dist.get_world_size()
+
+
+def launched_world() -> int:
+    """How many processes torchrun launched for this run (1 outside torchrun)."""
+    return int(os.environ.get("WORLD_SIZE", "1"))
 
 
 def rank_world() -> tuple[int, int]:
