@@ -47,13 +47,17 @@ def test_paper_nets_shapes_init_and_output_bias():
     assert D(torch.rand(4, 784)).shape == (4,)
 
 
-def test_build_models_for_images_uses_mean_pixel():
+@pytest.mark.parametrize("kind, eps", [("mean", 1e-3), ("code", 1e-7), ("zero", None)])
+def test_build_models_for_images_uses_mean_pixel(kind, eps):
     x = torch.rand(50, 784) * 0.5
+    x[:, :5] = 0  # pixels never lit: their bias is where gankit's clip (1e-3) and pylearn2's (1e-7) differ
     data = Data("mnist", (1, 28, 28), "image", (0.0, 1.0), x=x)
-    G, D = build_models(Config(dataset="mnist", model="paper", z_dim=100), data)
+    G, D = build_models(Config(dataset="mnist", model="paper", z_dim=100, output_bias=kind), data)
     assert isinstance(G, PaperGenerator)
-    expected = torch.logit(x.mean(0).clamp(1e-3, 1 - 1e-3))
-    assert torch.allclose(G.net[4].bias, expected, atol=1e-5)
+    expected = torch.zeros(784) if eps is None else torch.logit(x.mean(0).double().clamp(eps, 1 - eps)).float()
+    assert torch.allclose(G.net[4].bias, expected, atol=1e-4)
+    if kind == "code":
+        assert G.net[4].bias[0].item() == pytest.approx(-16.118, abs=1e-3)
 
 
 def test_noise_distributions():

@@ -60,7 +60,9 @@ def test_preset_matches_the_released_code_update_by_hand(tmp_path, monkeypatch):
     # lr_decay exaggerated (the preset's 1.000004 would hide the momentum rule's lr term below float tolerance)
     cfg = C.settle(C.preset("paper-mnist-code"), {"batch_size": m, "steps": steps, "monitor": "", "ema": 0.0,
                     "lr_decay": 2.0, "checkpoint_every": 1, "keep_checkpoints": steps + 1, "log_every": 1})
-    assert (cfg.update, cfg.d_loss_scale, cfg.sgd_form, cfg.noise) == ("simultaneous", 0.5, "pylearn2", "uniform")
+    assert (cfg.update, cfg.d_loss_scale, cfg.sgd_form, cfg.noise, cfg.output_bias) == (
+        "simultaneous", 0.5, "pylearn2", "uniform", "code")
+    x_all[:, :3] = 0  # never-lit pixels: pylearn2 clips their mean to 1e-7 (logit -16.1; gankit's own clip: -6.9)
     noise, masks = _record(monkeypatch)
     fit(cfg, tmp_path / "run", progress=False, data=data)
     # input include-probability 0.8 with scale 1.25; hidden 0.5 with scale 2 (pylearn2's dropout_fprop)
@@ -69,6 +71,9 @@ def test_preset_matches_the_released_code_update_by_hand(tmp_path, monkeypatch):
 
     load = lambda s: checkpoint.load(tmp_path / "run" / "checkpoints" / f"step-{s:08d}.pt")  # noqa: E731
     state = load(0)
+    # G starts at the data's marginals: init_sigmoid_bias_from_marginals, mean clipped to [1e-7, 1 - 1e-7]
+    marginals = torch.logit(x_all.double().mean(0).clamp(1e-7, 1 - 1e-7)).float()
+    torch.testing.assert_close(state["G"]["net.4.bias"], marginals, rtol=1e-5, atol=1e-4)
     gp = {k: v.clone().requires_grad_(True) for k, v in state["G"].items()}
     dp = {k: v.clone().requires_grad_(True) for k, v in state["D"].items()}
     velocity = {k: torch.zeros_like(v) for k, v in {**gp, **dp}.items()}
@@ -122,7 +127,8 @@ def test_d_loss_scale_scales_only_d_loss():
     assert torch.allclose(j2[0], 0.5 * j1[0]) and torch.equal(j1[1], j2[1])
 
 
-@pytest.mark.parametrize("key,value", [("d_loss_scale", 0.0), ("sgd_form", "keras")])
+@pytest.mark.parametrize("key,value", [("d_loss_scale", 0.0), ("sgd_form", "keras"), ("output_bias", "pylearn2"),
+                                       ("output_bias", "zero")])  # the last: the default model, an MLP, has none
 def test_bad_code_options_are_config_errors(key, value):
     with pytest.raises(C.ConfigError, match=key):
         C.from_dict({key: value})
@@ -133,6 +139,6 @@ def test_a_run_saved_before_the_code_options_existed_still_loads(tmp_path):
     path = tmp_path / "config.toml"
     text = C.dumps(C.from_dict({"lr": 3e-4}))
     path.write_text("\n".join(line for line in text.splitlines()
-                              if not line.startswith(("sgd_form", "d_loss_scale"))))
+                              if not line.startswith(("sgd_form", "d_loss_scale", "output_bias"))))
     cfg = C.load_complete(path)
-    assert (cfg.sgd_form, cfg.d_loss_scale, cfg.lr) == ("torch", 1.0, 3e-4)
+    assert (cfg.sgd_form, cfg.d_loss_scale, cfg.output_bias, cfg.lr) == ("torch", 1.0, "mean", 3e-4)

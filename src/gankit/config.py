@@ -17,7 +17,7 @@ from pathlib import Path
 
 from gankit.data.registry import DATASETS, dataset_entry
 from gankit.errors import ConfigError, DataError, on_disk
-from gankit.models import MODELS
+from gankit.models import MODELS, OUTPUT_BIAS_MODELS
 from gankit.monitor import MONITORS
 from gankit.objectives import G_LOSSES, OBJECTIVES
 from gankit.registry import help_text
@@ -25,6 +25,7 @@ from gankit.registry import help_text
 UPDATES = ("alternating", "simultaneous")
 OPTIMIZERS = ("adam", "sgd")
 NOISES = ("normal", "uniform")
+OUTPUT_BIASES = ("mean", "code", "zero")
 SGD_FORMS = ("torch", "pylearn2")
 DEVICES = ("auto", "cpu", "cuda")
 PRECISIONS = ("fp32", "bf16")
@@ -57,6 +58,9 @@ class Config:
     model: str = _f("mlp", help_text(MODELS))
     z_dim: int = _f(2, "noise dimension")
     noise: str = _f("normal", "normal | uniform (on [-sqrt 3, sqrt 3])")
+    output_bias: str = _f("mean", "the paper nets' G output bias: mean (the inverse of the output nonlinearity at "
+                          "each pixel's training mean, clipped to [0.001, 0.999]) | code (clipped to [1e-7, 1 - 1e-7], "
+                          "as pylearn2's init_sigmoid_bias_from_marginals in the released code) | zero")
     hidden: int = _f(256, "width of hidden layers (mlp), base width (dcgan)")
     layers: int = _f(3, "hidden layers of the MLPs")
     conditional: bool = _f(False, "p(x | c): G and D take the class label c (toys: the mode index)")
@@ -150,7 +154,7 @@ PRESETS: dict[str, dict] = {
 # one minibatch and one dropout forward of D, D's cross-entropy halved, pylearn2's momentum rule and schedule,
 # and the validation Parzen monitor; it ran until stopped, so give --epochs.
 PRESETS["paper-mnist-code"] = {**PRESETS["paper-mnist"], "update": "simultaneous", "d_loss_scale": 0.5,
-                               "sgd_form": "pylearn2", "monitor": "parzen", "epochs": 50.0}
+                               "sgd_form": "pylearn2", "output_bias": "code", "monitor": "parzen", "epochs": 50.0}
 PRESETS["paper-fashion-mnist"] = {**PRESETS["paper-mnist"], "dataset": "fashion-mnist"}
 PRESETS["paper-kmnist"] = {**PRESETS["paper-mnist"], "dataset": "kmnist"}
 # The paper's CIFAR-10 experiment: maxout-conv D, "deconvolutional" G. Layer sizes are gankit's (the
@@ -185,7 +189,7 @@ MIXTURES = tuple(MIXTURE_DEFAULTS)
 
 _CHOICES = {
     "model": tuple(MODELS), "objective": tuple(OBJECTIVES), "loss": G_LOSSES, "update": UPDATES, "optimizer": OPTIMIZERS,
-    "noise": NOISES, "device": DEVICES, "precision": PRECISIONS, "pixel_range": PIXEL_RANGES, "split": SPLITS,
+    "noise": NOISES, "output_bias": OUTPUT_BIASES, "device": DEVICES, "precision": PRECISIONS, "pixel_range": PIXEL_RANGES, "split": SPLITS,
     "sgd_form": SGD_FORMS, "monitor": ("",) + tuple(MONITORS),
 }
 _POSITIVE = ("image_size", "z_dim", "hidden", "layers", "k", "batch_size", "log_every",
@@ -284,6 +288,9 @@ def validate(cfg: Config) -> Config:
     if data_kind not in MODELS[cfg.model].kinds:
         raise ConfigError(f"config key 'model': '{cfg.model}' is for {' and '.join(MODELS[cfg.model].kinds)} data, "
                           f"not dataset '{cfg.dataset}'")
+    if cfg.output_bias != "mean" and cfg.model not in OUTPUT_BIAS_MODELS:
+        raise ConfigError(f"config key 'output_bias': only the paper nets ({', '.join(OUTPUT_BIAS_MODELS)}) take their "
+                          f"output bias from the data, not model '{cfg.model}'")
     for key in ("gp_weight", "clip"):
         if not (getattr(cfg, key) > 0 and math.isfinite(getattr(cfg, key))):
             raise ConfigError(f"config key '{key}' must be > 0, got {getattr(cfg, key)!r}")
@@ -589,7 +596,7 @@ def load(path: str | Path) -> Config:
 
 # run keys newer than saved runs; their defaults change nothing
 ADDED_LATER = ("sgd_form", "d_loss_scale", "conditional", "seeds", "encoder", "sweep", "labels", "inpaint",
-               "diversity")
+               "diversity", "output_bias")
 
 
 def load_complete(path: str | Path) -> Config:

@@ -9,6 +9,7 @@ the context of an image, its visible pixels and where they are: `gankit.inpaint.
 
 from __future__ import annotations
 
+import torch
 from torch import nn
 
 from gankit.errors import CheckpointError, ConfigError
@@ -59,16 +60,28 @@ def _dcgan(cfg, data):
             _net(DCGANDiscriminator, shape=tuple(data.shape), width=cfg.hidden, **d))
 
 
+# G's output bias for the paper nets (`output_bias`): the inverse of the output nonlinearity at each pixel's training
+# mean, the mean kept eps away from the ends of the range (gankit's 1e-3, or the released code's 1e-7 from pylearn2's
+# init_sigmoid_bias_from_marginals: pixels never lit start at logit -16 instead of -6.9), or zero.
+OUTPUT_BIAS_EPS = {"mean": 1e-3, "code": 1e-7}
+OUTPUT_BIAS_MODELS = ("paper", "paper-conv")
+
+
+def _output_bias(cfg, mean: torch.Tensor, output: str) -> torch.Tensor:
+    kind = getattr(cfg, "output_bias", "mean")
+    return torch.zeros_like(mean) if kind == "zero" else output_bias_from_mean(mean, output, OUTPUT_BIAS_EPS[kind])
+
+
 def _paper(cfg, data):
     output = _output_for(data)
-    bias = output_bias_from_mean(data.x.mean(0), output)
+    bias = _output_bias(cfg, data.x.mean(0), output)
     return (_net(PaperGenerator, z_dim=cfg.z_dim, x_dim=data.dim, output_bias=bias, output=output),
             _net(PaperDiscriminator, x_dim=data.dim))
 
 
 def _paper_conv(cfg, data):
     output = _output_for(data)
-    bias = output_bias_from_mean(data.images(data.x[:10_000]).mean(0).reshape(-1), "sigmoid")
+    bias = _output_bias(cfg, data.images(data.x[:10_000]).mean(0).reshape(-1), "sigmoid")
     return (_net(PaperConvGenerator, z_dim=cfg.z_dim, shape=tuple(data.shape),
                  output_bias=bias if output == "sigmoid" else None, output=output),
             _net(PaperConvDiscriminator, shape=tuple(data.shape)))
