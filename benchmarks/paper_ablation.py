@@ -5,10 +5,11 @@ every epoch: its best and its last value) and by the Fréchet distance of the la
 on the shipped classifier's features.
 
     python benchmarks/paper_ablation.py [--epochs 15] [--precision bf16] [--seeds 0,1,2] [--out runs/ablation]
+                                        [--threads N]
                                         [--variants NAME,...]
 
 A run whose directory already holds a finished summary is read, not retrained: two invocations on disjoint
---variants (each with OMP_NUM_THREADS=1) share 2 cores, and a last one over all of them prints the whole table.
+--variants (each with --threads 1) share 2 cores, and a last one over all of them prints the whole table.
 """
 
 import argparse
@@ -39,7 +40,7 @@ def one_run(change: dict, args, seed: int, run: Path) -> dict:
     """Train (unless finished before) and measure one variant on one seed."""
     if not (run / "summary.json").exists():
         values = {**C.preset("paper-mnist-code"), **change, "dataset": args.dataset, "epochs": args.epochs,
-                  "precision": args.precision, "seed": seed, "checkpoint_every": 10**9}
+                  "precision": args.precision, "seed": seed, "checkpoint_every": 10**9, "threads": args.threads}
         train(C.settle(values), run, progress=False)
     curve = [(r["epoch"], r["valid_parzen"]) for r in rundir.read_metrics(run) if "valid_parzen" in r]
     summary = json.loads((run / "summary.json").read_text())
@@ -61,6 +62,7 @@ def main() -> None:
     ap.add_argument("--precision", default="bf16")
     ap.add_argument("--seeds", default="0,1,2", help="comma-separated seeds")
     ap.add_argument("--dataset", default="mnist")
+    ap.add_argument("--threads", type=int, default=0, help="CPU threads per run (0: auto)")
     ap.add_argument("--out", default="runs/ablation")
     ap.add_argument("--variants", default="", help="comma-separated names' first words (default: all)")
     args = ap.parse_args()
