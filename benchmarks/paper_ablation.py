@@ -68,13 +68,15 @@ def main() -> None:
     args = ap.parse_args()
     chosen = [v.strip() for v in args.variants.split(",") if v.strip()]
     seeds = [int(s) for s in args.seeds.split(",") if s.strip()]
-    rows = []
-    for name, change in VARIANTS.items():
-        if chosen and not any(name.startswith(c) for c in chosen):
-            continue
-        slug = name.split(" (")[0].replace(" ", "-").replace(",", "")
-        runs = [one_run(change, args, seed, Path(args.out) / f"{slug}-seed{seed}") for seed in seeds]
-        rows.append({"variant": name, "change": change, "runs": runs})
+    variants = {name: change for name, change in VARIANTS.items()
+                if not chosen or any(name.startswith(c) for c in chosen)}
+    measured = {name: [] for name in variants}
+    for seed in seeds:  # seed by seed, so a benchmark stopped early has every variant on its first seeds
+        for name, change in variants.items():
+            slug = name.split(" (")[0].replace(" ", "-").replace(",", "")
+            measured[name].append(one_run(change, args, seed, Path(args.out) / f"{slug}-seed{seed}"))
+    rows = [{"variant": name, "change": change, "runs": measured[name]} for name, change in variants.items()]
+    for name, runs in measured.items():
         print(f"{name:50s} best {_spread([r['best'] for r in runs]):>14s}  last {_spread([r['last'] for r in runs]):>15s}"
               f"  FD {_spread([r['fd'] for r in runs]):>13s}", flush=True)
     print(f"\n| variant | best validation Parzen (nats), mean ± std | per seed | after {args.epochs:g} epochs | "
