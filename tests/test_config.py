@@ -164,7 +164,8 @@ def test_grid25_trains_twice_the_toy_length_by_default():
     assert C.settle({}, base=C.settle({"dataset": "grid25", "steps": 6_000})).steps == 6_000
 
 
-def test_the_fashion_dcgan_preset_plays_the_hinge_game():
+def test_the_fashion_dcgan_preset_plays_the_hinge_game_at_lr_3e_4():
     """The evidence for it is on Fashion-MNIST (README); dcgan-mnist stays in the logistic game its figures used."""
-    assert C.settle(C.preset("dcgan-fashion-mnist")).objective == "hinge"
-    assert C.settle(C.preset("dcgan-mnist")).objective == "logistic"
+    fashion, mnist = C.settle(C.preset("dcgan-fashion-mnist")), C.settle(C.preset("dcgan-mnist"))
+    assert (fashion.objective, fashion.lr) == ("hinge", 3e-4) and (mnist.objective, mnist.lr) == ("logistic", 2e-4)
+    assert C.settle(C.preset("dcgan-fashion-mnist"), {"lr": 1e-4}).lr == 1e-4  # a given lr wins
