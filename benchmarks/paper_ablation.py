@@ -8,8 +8,9 @@ on the shipped classifier's features.
                                         [--threads N]
                                         [--variants NAME,...]
 
-A run whose directory already holds a finished summary is read, not retrained: two invocations on disjoint
---variants (each with --threads 1) share 2 cores, and a last one over all of them prints the whole table.
+A run whose directory already holds a finished summary is read, not retrained, and one whose directory exists
+without it is skipped (another invocation is training it): two invocations of the same command, each with
+--threads 1, share 2 cores, and a last one after both prints the whole table.
 """
 
 import argparse
@@ -36,8 +37,12 @@ VARIANTS = {
 }
 
 
-def one_run(change: dict, args, seed: int, run: Path) -> dict:
-    """Train (unless finished before) and measure one variant on one seed."""
+def one_run(change: dict, args, seed: int, run: Path) -> dict | None:
+    """Train (unless finished before) and measure one variant on one seed; None for a run another invocation is
+    training now (its directory there, its summary not yet: delete the directory of a run that was stopped)."""
+    if run.exists() and not (run / "summary.json").exists():
+        print(f"{run}: in progress elsewhere (or stopped): skipped", flush=True)
+        return None
     if not (run / "summary.json").exists():
         values = {**C.preset("paper-mnist-code"), **change, "dataset": args.dataset, "epochs": args.epochs,
                   "precision": args.precision, "seed": seed, "checkpoint_every": 10**9, "threads": args.threads}
@@ -74,8 +79,11 @@ def main() -> None:
     for seed in seeds:  # seed by seed, so a benchmark stopped early has every variant on its first seeds
         for name, change in variants.items():
             slug = name.split(" (")[0].replace(" ", "-").replace(",", "")
-            measured[name].append(one_run(change, args, seed, Path(args.out) / f"{slug}-seed{seed}"))
-    rows = [{"variant": name, "change": change, "runs": measured[name]} for name, change in variants.items()]
+            result = one_run(change, args, seed, Path(args.out) / f"{slug}-seed{seed}")
+            if result is not None:
+                measured[name].append(result)
+    measured = {name: runs for name, runs in measured.items() if runs}
+    rows = [{"variant": name, "change": variants[name], "runs": runs} for name, runs in measured.items()]
     for name, runs in measured.items():
         print(f"{name:50s} best {_spread([r['best'] for r in runs]):>14s}  last {_spread([r['last'] for r in runs]):>15s}"
               f"  FD {_spread([r['fd'] for r in runs]):>13s}", flush=True)
