@@ -161,9 +161,10 @@ PRESETS["paper-kmnist"] = {**PRESETS["paper-mnist"], "dataset": "kmnist"}
 # paper gives none); optimiser and schedule as for MNIST; no max-norm constraints (see README).
 PRESETS["paper-cifar10"] = {**PRESETS["paper-mnist"], "dataset": "cifar10", "model": "paper-conv"}
 # DCGAN-style nets (width 32 to suit a CPU) over the image defaults: ~6 minutes for 8 epochs on 2 cores (bf16 ~5).
-# On Fashion-MNIST in the hinge game (Lim & Ye 2017) with lr 3e-4: --precision bf16 --epochs 12, 8 minutes, FD 23,
-# precision 0.69, recall 0.68 (two seeds); at lr 2e-4 FD 30, recall 0.58; the logistic game FD 45 (README, "Sample
-# quality on Fashion-MNIST"). dcgan-mnist keeps the logistic game and lr 2e-4, where its figures were measured.
+# On Fashion-MNIST in the hinge game (Lim & Ye 2017) with lr 3e-4: --precision bf16 --epochs 11, 7.3 minutes, FD
+# 21-27, precision 0.66-0.70, recall 0.62-0.68 over two seeds (lr 2e-4 at 12 epochs: FD 28-31, recall 0.57-0.60; the
+# logistic game: FD 45); with --conditional FD 6-9, precision 0.79-0.80 (README, "Sample quality on Fashion-MNIST").
+# dcgan-mnist keeps the logistic game and lr 2e-4, where its figures were measured.
 _DCGAN = dict(model="dcgan", hidden=32, epochs=8.0)
 PRESETS["dcgan-fashion-mnist"] = dict(dataset="fashion-mnist", **_DCGAN, objective="hinge", lr=3e-4)
 PRESETS["dcgan-mnist"] = dict(dataset="mnist", **_DCGAN)
