@@ -85,8 +85,8 @@ def main() -> None:
     measured = {name: runs for name, runs in measured.items() if runs}
     rows = [{"variant": name, "change": variants[name], "runs": runs} for name, runs in measured.items()]
     for name, runs in measured.items():
-        print(f"{name:50s} best {_spread([r['best'] for r in runs]):>14s}  last {_spread([r['last'] for r in runs]):>15s}"
-              f"  FD {_spread([r['fd'] for r in runs]):>13s}", flush=True)
+        best, last, fd = (_spread([r[k] for r in runs]) for k in ("best", "last", "fd"))
+        print(f"{name:50s} best {best:>14s}  last {last:>15s}  FD {fd:>13s}", flush=True)
     print(f"\n| variant | best validation Parzen (nats), mean ± std | per seed | after {args.epochs:g} epochs | "
           f"FD after {args.epochs:g} epochs |\n|---|---|---|---|---|")
     for r in rows:

@@ -190,8 +190,8 @@ MIXTURES = tuple(MIXTURE_DEFAULTS)
 
 _CHOICES = {
     "model": tuple(MODELS), "objective": tuple(OBJECTIVES), "loss": G_LOSSES, "update": UPDATES, "optimizer": OPTIMIZERS,
-    "noise": NOISES, "output_bias": OUTPUT_BIASES, "device": DEVICES, "precision": PRECISIONS, "pixel_range": PIXEL_RANGES, "split": SPLITS,
-    "sgd_form": SGD_FORMS, "monitor": ("",) + tuple(MONITORS),
+    "noise": NOISES, "output_bias": OUTPUT_BIASES, "device": DEVICES, "precision": PRECISIONS,
+    "pixel_range": PIXEL_RANGES, "split": SPLITS, "sgd_form": SGD_FORMS, "monitor": ("",) + tuple(MONITORS),
 }
 _POSITIVE = ("image_size", "z_dim", "hidden", "layers", "k", "batch_size", "log_every",
              "checkpoint_every", "keep_checkpoints", "lr", "lr_min", "momentum_saturate")
