@@ -1,8 +1,12 @@
 """The remedy benchmark: each objective and stabiliser on the toy mixtures, several seeds each, modes covered
 and high-quality fraction (2,500 samples, as in benchmarks/toy_modes.py; 100 per mode on grid100), and the
-final JSD(p_data || p_g) and W1 that every 2-D toy run logs (its last logged row).
+final JSD(p_data || p_g) and W1 that every 2-D toy run logs (its last logged row). On an MNIST-family image set
+(`--datasets fashion-mnist`), the image configurations over the image defaults (or `--preset`), each trained for
+`--epochs`: classes covered, FD, precision and recall of 10,000 samples against the test images on gankit's
+shipped classifier (`gankit eval --metric classes|fd|pr`, FD without its bootstrap).
 
     python benchmarks/objectives.py [--seeds 3] [--datasets grid25] [--jobs 2] [--configs NAME,...] [--steps 6000]
+    python benchmarks/objectives.py --datasets fashion-mnist --seeds 10 --epochs 3 [--preset dcgan-fashion-mnist]
 
 Every run has the same length (--steps, 6,000 by default: the toy budget the README's tables use). Runs `--jobs`
 trainings side by side, one torch thread each; prints a Markdown table and writes benchmarks/results/objectives.json.
@@ -33,10 +37,48 @@ CONFIGS = {  # name: config overrides over the toy defaults (as the CLI settles 
     "logistic + pack 2": {"r1": 0.0, "pack": 2},
     "hinge + spectral norm": {"objective": "hinge", "spectral_norm": True},
 }
+IMAGE_CONFIGS = {  # name: overrides over the image defaults (bn-mlp, Adam 2e-4, EMA) or over --preset
+    "logistic (default)": {},
+    "hinge": {"objective": "hinge"},
+    "least-squares": {"objective": "least-squares"},
+    "relativistic": {"objective": "relativistic"},
+    "logistic + R1 0.1": {"r1": 0.1},
+    "logistic + minibatch std": {"minibatch_std": True},
+    "logistic + pack 2": {"pack": 2},
+    "logistic + augment translation": {"augment": "translation"},
+}
 
 
-def one(job: tuple[str, str, int, int | None]) -> dict:
-    name, dataset, seed, steps = job
+def image_scores(run: Path, n: int = 10_000) -> dict:
+    """Classes covered, FD, precision and recall of the run's last G: n samples against the test images on the
+    shipped classifier's features, as `gankit eval --metric classes|fd|pr` measures them (one draw of samples
+    serves all four; the test images' features are computed once per process)."""
+    import torch
+    from gankit.metrics.classifier import class_coverage, get_classifier, predict
+    from gankit.metrics.features import get_extractor, quantise
+    from gankit.metrics.frechet import frechet_distance
+    from gankit.metrics.precision_recall import precision_recall
+    from gankit.evaluate import reference_images
+    from gankit.sampling import load_run
+
+    gan = load_run(run, "cpu")
+    model, meta = get_classifier(gan.cfg.dataset, gan.cfg.data_dir)
+    extractor = get_extractor("classifier", gan.cfg.dataset, None, gan.cfg.data_dir, "cpu")
+    if gan.cfg.dataset not in _REAL:
+        _REAL[gan.cfg.dataset] = extractor(quantise(reference_images(gan.cfg, n)[0]))
+    torch.manual_seed(0)
+    x = quantise(gan.spec.images(gan.sample(n).cpu()))
+    fake, real = extractor(x), _REAL[gan.cfg.dataset]
+    pr = precision_recall(real, fake)
+    return {"classes": class_coverage(predict(model, x.reshape(-1, 784)), meta["test_histogram"])["classes_covered"],
+            "fd": frechet_distance(fake, real), "precision": pr["precision"], "recall": pr["recall"]}
+
+
+_REAL: dict = {}
+
+
+def one(job: tuple[str, str, int, dict]) -> dict:
+    name, dataset, seed, base = job
     os.environ["OMP_NUM_THREADS"] = "1"
     import torch
 
@@ -44,9 +86,9 @@ def one(job: tuple[str, str, int, int | None]) -> dict:
     from gankit import config as config_mod, rundir
     from gankit.train import train
 
-    length = {"steps": steps} if steps else {}
-    cfg = config_mod.settle({**CONFIGS[name], "dataset": dataset, "seed": seed, "sample_every": 10**9,
-                                "checkpoint_every": 10**9, **length})
+    image = name in IMAGE_CONFIGS and dataset not in config_mod.MIXTURES
+    cfg = config_mod.settle(base, {**(IMAGE_CONFIGS if image else CONFIGS)[name], "dataset": dataset, "seed": seed,
+                                   "sample_every": 10**9, "checkpoint_every": 10**9, "threads": 1})
     with tempfile.TemporaryDirectory() as tmp:
         t = time.perf_counter()
         try:
@@ -54,40 +96,44 @@ def one(job: tuple[str, str, int, int | None]) -> dict:
         except Exception as e:  # noqa: BLE001 - a diverged configuration is a result too
             return {"config": name, "dataset": dataset, "seed": seed, "error": str(e)[:120]}
         secs = time.perf_counter() - t
+        if image:
+            return {"config": name, "dataset": dataset, "seed": seed, **image_scores(Path(tmp) / "run"),
+                    "seconds": secs}
         last = [row for row in rundir.read_metrics(Path(tmp) / "run") if "jsd" in row][-1]
     mm = summary["modes"]
     return {"config": name, "dataset": dataset, "seed": seed, "modes": mm["modes_covered"], "n_modes": mm["n_modes"],
             "hq": mm["high_quality_fraction"], "jsd": last["jsd"], "w1": last["w1"], "seconds": secs}
 
 
-def mean_std(values: list[float]) -> str:
+def mean_std(values: list[float], digits: int = 3) -> str:
     m = sum(values) / len(values)
     s = (sum((v - m) ** 2 for v in values) / max(len(values) - 1, 1)) ** 0.5
-    return f"{m:.3f} ± {s:.3f}"
+    return f"{m:.{digits}f} ± {s:.{digits}f}"
 
 
-def main(argv=None) -> int:
-    p = argparse.ArgumentParser()
-    p.add_argument("--seeds", type=int, default=3)
-    p.add_argument("--datasets", default="grid25")
-    p.add_argument("--jobs", type=int, default=2)
-    p.add_argument("--configs", default=",".join(CONFIGS))
-    p.add_argument("--steps", type=int, default=6000, help="every run's length, so the games compare at one budget "
-                   "(0: as the CLI settles it, grid25's logistic runs 12,000)")
-    args = p.parse_args(argv)
-    names = [n for n in CONFIGS if n in args.configs.split(",")]
-    jobs = [(n, d, s, args.steps) for d in args.datasets.split(",") for n in names for s in range(args.seeds)]
-    results = []
-    with ProcessPoolExecutor(args.jobs) as pool:
-        for r in pool.map(one, jobs):  # each run as it ends, so a long grid shows its progress
-            results.append(r)
-            print(f"{r['dataset']} {r['config']} seed {r['seed']}: "
-                  + (f"{r['modes']}/{r['n_modes']} modes, {r['hq']:.1%} HQ, {r['seconds']:.0f} s" if "modes" in r
-                     else r["error"]), file=sys.stderr, flush=True)
+def image_table(results: list[dict], datasets: list[str], names: list[str]) -> None:
+    print("| dataset | configuration | classes (min) | FD | precision | recall | FD per seed | seeds with recall "
+          ">= 0.5, precision >= 0.7, FD <= 30 |")
+    print("|---|---|---|---|---|---|---|---|")
+    for d in datasets:
+        for n in names:
+            rows = [r for r in results if r["config"] == n and r["dataset"] == d]
+            ok = [r for r in rows if "fd" in r]
+            if not ok:
+                print(f"| {d} | {n} | diverged | | | | | 0/{len(rows)} |")
+                continue
+            met = sum(r["recall"] >= 0.5 and r["precision"] >= 0.7 and r["fd"] <= 30 for r in ok)
+            per_seed = " ".join(f"{r['fd']:.0f}" if "fd" in r else "x" for r in rows)
+            print(f"| {d} | {n} | {sum(r['classes'] for r in ok) / len(ok):.1f} ({min(r['classes'] for r in ok)}) | "
+                  f"{mean_std([r['fd'] for r in ok], 1)} | {mean_std([r['precision'] for r in ok])} | "
+                  f"{mean_std([r['recall'] for r in ok])} | {per_seed} | {met}/{len(rows)} |", flush=True)
+
+
+def toy_table(results: list[dict], datasets: list[str], names: list[str]) -> None:
     print("| dataset | configuration | modes per seed | mean modes | mean high-quality | final JSD | final W1 | "
           "seeds with all modes and >= 90 % HQ |")
     print("|---|---|---|---|---|---|---|---|")
-    for d in args.datasets.split(","):
+    for d in datasets:
         for n in names:
             rows = [r for r in results if r["config"] == n and r["dataset"] == d]
             ok = [r for r in rows if "modes" in r]
@@ -99,7 +145,44 @@ def main(argv=None) -> int:
             print(f"| {d} | {n} | {per_seed} | {sum(r['modes'] for r in ok) / len(ok):.1f} / {ok[0]['n_modes']} | "
                   f"{100 * sum(r['hq'] for r in ok) / len(ok):.1f} % | {mean_std([r['jsd'] for r in ok])} | "
                   f"{mean_std([r['w1'] for r in ok])} | {full}/{len(rows)} |", flush=True)
-    save_results("objectives", results)
+
+
+def main(argv=None) -> int:
+    from gankit.config import MIXTURES, PRESETS
+
+    p = argparse.ArgumentParser()
+    p.add_argument("--seeds", type=int, default=3)
+    p.add_argument("--datasets", default="grid25", help="toy mixtures, or one MNIST-family image set")
+    p.add_argument("--jobs", type=int, default=2)
+    p.add_argument("--configs", default=None, help="comma-separated names (default: every toy or image config)")
+    p.add_argument("--steps", type=int, default=6000, help="every toy run's length, so the games compare at one "
+                   "budget (0: as the CLI settles it, grid25's logistic runs 12,000)")
+    p.add_argument("--epochs", type=float, default=3.0, help="every image run's length")
+    p.add_argument("--preset", default=None, choices=sorted(PRESETS), help="image runs: the preset under the configs")
+    args = p.parse_args(argv)
+    datasets = args.datasets.split(",")
+    image = [d not in MIXTURES for d in datasets]
+    if any(image) and not all(image):
+        p.error("--datasets takes toy mixtures or an image set, not both")
+    table = IMAGE_CONFIGS if image[0] else CONFIGS
+    names = [n for n in table if args.configs is None or n in args.configs.split(",")]
+    if not names:
+        p.error(f"no configuration named {args.configs!r}; known: {', '.join(table)}")
+    if image[0]:
+        base = {**(PRESETS[args.preset] if args.preset else {}), "epochs": args.epochs}
+    else:
+        base = {"steps": args.steps} if args.steps else {}
+    jobs = [(n, d, s, base) for d in datasets for n in names for s in range(args.seeds)]
+    results = []
+    with ProcessPoolExecutor(args.jobs) as pool:
+        for r in pool.map(one, jobs):  # each run as it ends, so a long grid shows its progress
+            results.append(r)
+            done = (f"FD {r['fd']:.1f}, P {r['precision']:.3f}, R {r['recall']:.3f}, {r['classes']} classes"
+                    if "fd" in r else f"{r['modes']}/{r['n_modes']} modes, {r['hq']:.1%} HQ" if "modes" in r else "")
+            print(f"{r['dataset']} {r['config']} seed {r['seed']}: "
+                  + (f"{done}, {r['seconds']:.0f} s" if done else r["error"]), file=sys.stderr, flush=True)
+    (image_table if image[0] else toy_table)(results, datasets, names)
+    save_results("objectives" + ("-" + datasets[0] if image[0] else ""), results)
     return 0
 
 

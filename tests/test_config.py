@@ -169,3 +169,10 @@ def test_the_fashion_dcgan_preset_plays_the_hinge_game_at_lr_3e_4():
     fashion, mnist = C.settle(C.preset("dcgan-fashion-mnist")), C.settle(C.preset("dcgan-mnist"))
     assert (fashion.objective, fashion.lr) == ("hinge", 3e-4) and (mnist.objective, mnist.lr) == ("logistic", 2e-4)
     assert C.settle(C.preset("dcgan-fashion-mnist"), {"lr": 1e-4}).lr == 1e-4  # a given lr wins
+
+
+def test_the_fashion_presets_fit_eight_minutes_and_the_conditional_one_is_the_same_game_given_labels():
+    plain, cond = C.settle(C.preset("dcgan-fashion-mnist")), C.settle(C.preset("cdcgan-fashion-mnist"))
+    assert plain.epochs == cond.epochs == 11 and C.settle(C.preset("dcgan-mnist")).epochs == 8
+    assert not plain.conditional and cond.conditional
+    assert cond.to_dict() | {"conditional": False} == plain.to_dict()
