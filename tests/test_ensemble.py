@@ -48,6 +48,7 @@ CASES = {
     "spectral-norm-bf16": dict(spectral_norm=True, precision="bf16"),
     "minibatch-std": dict(minibatch_std=True),  # each member's statistic over its own minibatch
     "pack": dict(pack=2, r1=1.0),  # groups of each member's own consecutive samples
+    "top-k": dict(topk=0.5, topk_decay=0.5, subset=64),  # from step 2 (epoch 1) on, each member's own top half
 }
 # W / sigma rounded to bf16: a sigma that differs in its last fp32 bit flips a few bf16 roundings, which the later
 # steps carry along (the plain bf16 case above stays bitwise equal)

@@ -246,3 +246,51 @@ def test_the_minibatch_std_feature_is_its_definition_and_makes_d_batch_dependent
     img = MinibatchStd(Echo(), extra=4)(torch.randn(8, 8))  # one more 2 x 2 channel
     assert img.shape == (8, 12) and torch.all(img[:, 8:] == img[0, 8])
     assert has_batchnorm(MinibatchStd(Echo()))  # so real and generated batches go through D apart
+
+
+@pytest.mark.parametrize("name", ["logistic", "hinge", "least-squares", "relativistic"])
+def test_top_k_training_scores_g_on_the_samples_d_rates_most_real(name):
+    """Sinha et al. (2020): G's loss is the plain one over the ceil(keep * m) fakes with the largest D outputs; D's
+    loss still sees every fake; per member of an ensemble's [m, E] outputs."""
+    g = game(name, topk=0.5)
+    assert g.keep == 1.0  # epoch 0 keeps everything
+    g.schedule(0.0)
+    assert g.g_loss_from_logits(g._top(f), r)[0] == pytest.approx(g.g_loss_from_logits(f, r)[0])
+    g.schedule(200.0)  # 0.99^200 = 0.13: down to nu = 0.5, 2 of 4
+    assert g.keep == 0.5
+    D = lambda x, c=None: x  # noqa: E731 - D's output is its input: the fakes are their own logits
+    loss, _ = g.g_loss(D, f, x_real=r)
+    assert loss == pytest.approx(g.g_loss_from_logits(torch.tensor([1.5, 0.25]), r)[0])
+    d_loss, g_loss, _ = g.joint_losses(D, r, f)
+    assert g_loss == pytest.approx(loss) and d_loss == pytest.approx(g.d_loss_from_logits(r, f)[0])
+    stacked = torch.stack([f, -f], 1)  # two members: each keeps its own top 2
+    assert torch.equal(g._top(stacked), torch.tensor([[1.5, 2.0], [0.25, 0.5]]))
+
+
+def test_top_k_keeps_max_nu_decay_to_the_epoch():
+    g = game("hinge", topk=0.25, topk_decay=0.5)
+    for epoch, keep in [(0.0, 1.0), (0.99, 1.0), (1.0, 0.5), (2.5, 0.25), (9.0, 0.25)]:
+        g.schedule(epoch)
+        assert g.keep == keep, epoch
+
+
+def test_top_k_changes_training_from_its_first_decayed_epoch(tmp_path):
+    """The loop sets the kept share every step: with 2 steps per epoch and decay 0.5, the runs agree for epoch 0's
+    steps and part from epoch 1 on."""
+    base = dict(**TINY, subset=64, objective="hinge", ema=0.0)
+    runs = {}
+    for steps in (2, 4):
+        for topk in (1.0, 0.5):
+            gan, _ = fit(C.from_dict({**base, "steps": steps, "topk": topk, "topk_decay": 0.5}),
+                         tmp_path / f"{steps}-{topk}", progress=False)
+            runs[steps, topk] = [p.detach().clone() for p in gan.G.parameters()]
+    assert all(torch.equal(p, q) for p, q in zip(runs[2, 1.0], runs[2, 0.5]))
+    assert not all(torch.equal(p, q) for p, q in zip(runs[4, 1.0], runs[4, 0.5]))
+
+
+@pytest.mark.parametrize("bad,fragment", [(dict(topk=0.0), "'topk'"), (dict(topk=1.5), "'topk'"),
+                                          (dict(topk_decay=0.0), "'topk_decay'"), (dict(topk=0.5, pack=2), "packed"),
+                                          (dict(topk=0.5, encoder=True), "encoder")])
+def test_top_k_settings_that_make_no_sense_are_config_errors(bad, fragment):
+    with pytest.raises(C.ConfigError, match=fragment):
+        C.from_dict({"batch_size": 32, **bad})

@@ -102,6 +102,9 @@ class Config:
     reg_every: int = _f(1, "apply R1/R2 every N D updates, scaled by N (lazy regularisation)")
     diversity: float = _f(0.0, "mode seeking (MSGAN, Mao et al. 2019): G also minimises LAMBDA / (d_I / d_z + eps) on "
                           "pairs G(z1, c), G(z2, c), so its outputs depend on z (--inpaint, --conditional; 0 = off)")
+    topk: float = _f(1.0, "top-k training (Sinha et al. 2020): G's loss keeps the fraction max(NU, decay^epoch) of its "
+                     "minibatch that D rates most real (1 = off)")
+    topk_decay: float = _f(0.99, "top-k: the kept fraction is multiplied by this every epoch, down to --topk")
     spectral_norm: bool = _f(False, "spectral normalisation of every layer of D (Miyato et al. 2018)")
     pack: int = _f(1, "PacGAN: D judges N samples at once (Lin et al. 2018; 1 = off)")
     minibatch_std: bool = _f(False, "append the batch's standard deviation to D's input (after Karras et al. 2018)")
@@ -329,6 +332,7 @@ def validate(cfg: Config) -> Config:
     if cfg.inpaint:
         _check_inpaint(cfg, data_kind)
     _check_diversity(cfg)
+    _check_topk(cfg)
     if cfg.encoder and encoder_unsupported(cfg):
         raise ConfigError(f"config key 'encoder': {encoder_unsupported(cfg)}")
     _check_semi_supervised(cfg, data_kind)
@@ -372,6 +376,19 @@ def _check_inpaint(cfg: Config, data_kind: str) -> None:
                            ("tensorboard", False, "--tensorboard")):
         if getattr(cfg, key) != off:
             raise ConfigError(f"config key 'inpaint': does not support {what} yet")
+
+
+def _check_topk(cfg: Config) -> None:
+    """--topk NU in (0, 1] with a decay in (0, 1]; not for games without a per-sample G loss over D's outputs."""
+    if not (0 < cfg.topk <= 1):
+        raise ConfigError(f"config key 'topk' must be in (0, 1] (1 = off), got {cfg.topk!r}")
+    if not (0 < cfg.topk_decay <= 1):
+        raise ConfigError(f"config key 'topk_decay' must be in (0, 1], got {cfg.topk_decay!r}")
+    if cfg.topk < 1 and (cfg.encoder or cfg.objective == "semi-supervised"):
+        raise ConfigError("config key 'topk': top-k training ranks G's samples by D's one output; not for "
+                          + ("a jointly trained encoder" if cfg.encoder else "the semi-supervised game"))
+    if cfg.topk < 1 and cfg.pack > 1:
+        raise ConfigError("config key 'topk': a packed D rates groups of samples, not samples; use pack = 1")
 
 
 def _check_diversity(cfg: Config) -> None:
@@ -599,7 +616,7 @@ def load(path: str | Path) -> Config:
 
 # run keys newer than saved runs; their defaults change nothing
 ADDED_LATER = ("sgd_form", "d_loss_scale", "conditional", "seeds", "encoder", "sweep", "labels", "inpaint",
-               "diversity", "output_bias")
+               "diversity", "output_bias", "topk", "topk_decay")
 
 
 def load_complete(path: str | Path) -> Config:

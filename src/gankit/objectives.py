@@ -12,8 +12,10 @@ The paper's game (`logistic`), with D = sigmoid(l) for D's logit l:
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Callable, ClassVar
+
 import torch
 import torch.nn.functional as F
 
@@ -64,15 +66,30 @@ class Game:
         """G's loss through D on a generated minibatch (and a real one, for games that compare the two)."""
         if self.g_needs_real:
             real, fake = real_fake_logits(D, self._in(x_real), self._in(x_fake), c, None, self.joint)
-            return self.g_loss_from_logits(fake, real.detach())
-        return self.g_loss_from_logits(D(self._in(x_fake), c))
+            return self.g_loss_from_logits(self._top(fake), real.detach())
+        return self.g_loss_from_logits(self._top(D(self._in(x_fake), c)))
 
     def joint_losses(self, D, x_real, x_fake, c=None, c_fake=None, index: int = 0):
         """Both players' losses from one forward of D (the simultaneous update): (d_loss, g_loss, stats)."""
         real, fake = real_fake_logits(D, self._in(x_real), self._in(x_fake), c, c_fake, self.joint)
         d, d_stats = self.d_loss_from_logits(real, fake)
-        g, g_stats = self.g_loss_from_logits(fake, real)
+        g, g_stats = self.g_loss_from_logits(self._top(fake), real)
         return self._scaled(d), g, {**d_stats, **g_stats}
+
+    topk: ClassVar[float] = 1.0  # (set per game by `build`) top-k training's final kept fraction nu (1 = off)
+    topk_decay: ClassVar[float] = 0.99  # and its decay per epoch
+    keep: ClassVar[float] = 1.0  # the fraction of G's minibatch its loss keeps this epoch (set by `schedule`)
+
+    def schedule(self, epoch: float) -> None:
+        """Top-k training (Sinha et al. 2020): this epoch's kept fraction, max(nu, decay^floor(epoch))."""
+        self.keep = max(self.topk, self.topk_decay ** math.floor(epoch + 1e-9))
+
+    def _top(self, fake: torch.Tensor) -> torch.Tensor:
+        """D's outputs on G's minibatch limited to the ceil(keep * m) that D rates most real (per member of a seed
+        ensemble: the sample dimension is the first), so G's loss ignores the samples D finds worst."""
+        if self.keep >= 1:
+            return fake
+        return fake.topk(max(1, math.ceil(self.keep * len(fake))), dim=0).values
 
     def after_d_update(self, D_player) -> None:
         """Anything the game does to D after its update (weight clipping)."""
@@ -315,6 +332,9 @@ class BiGAN:
     d_scale: float = 1.0  # D's loss is multiplied by this (cfg.d_loss_scale); stats stay unscaled
     logged: ClassVar[tuple[str, ...]] = ("d_loss", "g_loss", "e_loss", "d_real", "d_fake", "value")
 
+    def schedule(self, epoch: float) -> None:
+        """Nothing changes with the epoch here (top-k training is not for the encoder's game)."""
+
     @staticmethod
     def logits(D, x, e_x, g_z, z) -> tuple[torch.Tensor, torch.Tensor]:
         """(l_real, l_fake): D's logits on the pairs (x, E(x)) and (G(z), z), in one forward (no layer of the joint D
@@ -448,5 +468,6 @@ def build(cfg, joint: bool = True, augment: Callable | None = None, labelled: Ca
     game.d_scale = cfg.d_loss_scale
     game.penalties = Penalties(cfg.gp_weight if cfg.objective == "wgan-gp" else 0.0, cfg.r1, cfg.r2, cfg.reg_every)
     game.diversity = cfg.diversity
+    game.topk, game.topk_decay = cfg.topk, cfg.topk_decay
     game.logged = type(game).logged + game.penalties.names + (("diversity",) if cfg.diversity else ())
     return game

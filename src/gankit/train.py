@@ -73,6 +73,7 @@ def _loop(cfg: Config, run: "_Run", stop: "_StopRequest", extra_hooks: list) -> 
     try:
         while s.step < run.total:
             s.schedule(cfg, batches.epoch_at(s.step))  # lr / decay^t and SGD momentum at this epoch
+            objective.schedule(batches.epoch_at(s.step))  # (top-k training: the share of G's batch its loss keeps)
             b = batches.first_of(s.step)
             if cfg.update == "alternating":
                 for j in range(cfg.k):  # for k steps: update D on a fresh real minibatch
