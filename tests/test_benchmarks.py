@@ -34,3 +34,17 @@ def test_forward_flops_count_convolutions():
     conv1 = 2 * 8 * 14 * 14 * (1 * 4 * 4)
     conv2 = 2 * 16 * 7 * 7 * (8 * 4 * 4)
     assert d1 == conv1 and d == conv1 + conv2 + 2 * 16 * 7 * 7
+
+
+def test_every_configuration_of_the_remedy_grid_is_a_valid_run():
+    """benchmarks/objectives.py: each toy configuration on the mixtures, each image one over the image defaults and
+    over the DCGAN preset, settles as the CLI would (a misspelt key or a forbidden combination fails here)."""
+    grid = pytest.importorskip("objectives")
+    from gankit import config as C
+
+    for over in grid.CONFIGS.values():
+        assert C.settle({**over, "dataset": "grid25", "steps": 10}).dataset == "grid25"
+    for over in grid.IMAGE_CONFIGS.values():
+        for base in ({}, C.PRESETS["dcgan-fashion-mnist"]):
+            cfg = C.settle(base, {**over, "dataset": "fashion-mnist", "epochs": 1.0})
+            assert all(getattr(cfg, k) == v for k, v in over.items())
