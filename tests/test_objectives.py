@@ -294,3 +294,16 @@ def test_top_k_changes_training_from_its_first_decayed_epoch(tmp_path):
 def test_top_k_settings_that_make_no_sense_are_config_errors(bad, fragment):
     with pytest.raises(C.ConfigError, match=fragment):
         C.from_dict({"batch_size": 32, **bad})
+
+
+def test_top_k_resumes_bit_exactly_across_its_decay(tmp_path):
+    """The kept share is a function of the epoch alone, so a run cut at the epoch where it first falls resumes
+    exactly (2 steps per epoch: the cut is at step 2, where keep goes from 1 to 0.5)."""
+    from gankit import checkpoint
+
+    kw = {**TINY, "subset": 64, "objective": "hinge", "topk": 0.5, "topk_decay": 0.5, "k": 2}
+    fit(C.from_dict({**kw, "steps": 5}), tmp_path / "full", progress=False)
+    fit(C.from_dict({**kw, "steps": 2}), tmp_path / "split", progress=False)
+    fit(C.from_dict({**kw, "steps": 5}), tmp_path / "split", resume=True, progress=False)
+    a, b = (checkpoint.load(tmp_path / d / "checkpoints" / "last.pt") for d in ("full", "split"))
+    assert all(torch.equal(a["G"][k], b["G"][k]) for k in a["G"])
