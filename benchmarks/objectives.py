@@ -111,40 +111,39 @@ def mean_std(values: list[float], digits: int = 3) -> str:
     return f"{m:.{digits}f} ± {s:.{digits}f}"
 
 
-def image_table(results: list[dict], datasets: list[str], names: list[str]) -> None:
-    print("| dataset | configuration | classes (min) | FD | precision | recall | FD per seed | seeds with recall "
-          ">= 0.5, precision >= 0.7, FD <= 30 |")
-    print("|---|---|---|---|---|---|---|---|")
+def table(results: list[dict], datasets: list[str], names: list[str], header: str, key: str, cells) -> None:
+    """One Markdown row per (dataset, configuration): `cells(rows, ok)` fills it from the runs that finished (those
+    with `key`); a configuration none of whose runs finished reads 'diverged'."""
+    print(header)
+    print("|" + "---|" * (header.count("|") - 1))
     for d in datasets:
         for n in names:
             rows = [r for r in results if r["config"] == n and r["dataset"] == d]
-            ok = [r for r in rows if "fd" in r]
-            if not ok:
-                print(f"| {d} | {n} | diverged | | | | | 0/{len(rows)} |")
-                continue
-            met = sum(r["recall"] >= 0.5 and r["precision"] >= 0.7 and r["fd"] <= 30 for r in ok)
-            per_seed = " ".join(f"{r['fd']:.0f}" if "fd" in r else "x" for r in rows)
-            print(f"| {d} | {n} | {sum(r['classes'] for r in ok) / len(ok):.1f} ({min(r['classes'] for r in ok)}) | "
-                  f"{mean_std([r['fd'] for r in ok], 1)} | {mean_std([r['precision'] for r in ok])} | "
-                  f"{mean_std([r['recall'] for r in ok])} | {per_seed} | {met}/{len(rows)} |", flush=True)
+            ok = [r for r in rows if key in r]
+            line = cells(rows, ok) if ok else "diverged | | | | | " + f"0/{len(rows)}"
+            print(f"| {d} | {n} | {line} |", flush=True)
 
 
-def toy_table(results: list[dict], datasets: list[str], names: list[str]) -> None:
-    print("| dataset | configuration | modes per seed | mean modes | mean high-quality | final JSD | final W1 | "
-          "seeds with all modes and >= 90 % HQ |")
-    print("|---|---|---|---|---|---|---|---|")
-    for d in datasets:
-        for n in names:
-            rows = [r for r in results if r["config"] == n and r["dataset"] == d]
-            ok = [r for r in rows if "modes" in r]
-            if not ok:
-                print(f"| {d} | {n} | diverged | | | | | 0/{len(rows)} |")
-                continue
-            full = sum(r["modes"] == r["n_modes"] and r["hq"] >= 0.9 for r in ok)
-            per_seed = " ".join(str(r["modes"]) if "modes" in r else "x" for r in rows)
-            print(f"| {d} | {n} | {per_seed} | {sum(r['modes'] for r in ok) / len(ok):.1f} / {ok[0]['n_modes']} | "
-                  f"{100 * sum(r['hq'] for r in ok) / len(ok):.1f} % | {mean_std([r['jsd'] for r in ok])} | "
-                  f"{mean_std([r['w1'] for r in ok])} | {full}/{len(rows)} |", flush=True)
+def image_cells(rows: list[dict], ok: list[dict]) -> str:
+    met = sum(r["recall"] >= 0.5 and r["precision"] >= 0.7 and r["fd"] <= 30 for r in ok)
+    per_seed = " ".join(f"{r['fd']:.0f}" if "fd" in r else "x" for r in rows)
+    return (f"{sum(r['classes'] for r in ok) / len(ok):.1f} ({min(r['classes'] for r in ok)}) | "
+            f"{mean_std([r['fd'] for r in ok], 1)} | {mean_std([r['precision'] for r in ok])} | "
+            f"{mean_std([r['recall'] for r in ok])} | {per_seed} | {met}/{len(rows)}")
+
+
+def toy_cells(rows: list[dict], ok: list[dict]) -> str:
+    full = sum(r["modes"] == r["n_modes"] and r["hq"] >= 0.9 for r in ok)
+    per_seed = " ".join(str(r["modes"]) if "modes" in r else "x" for r in rows)
+    return (f"{per_seed} | {sum(r['modes'] for r in ok) / len(ok):.1f} / {ok[0]['n_modes']} | "
+            f"{100 * sum(r['hq'] for r in ok) / len(ok):.1f} % | {mean_std([r['jsd'] for r in ok])} | "
+            f"{mean_std([r['w1'] for r in ok])} | {full}/{len(rows)}")
+
+
+IMAGE_HEADER = ("| dataset | configuration | classes (min) | FD | precision | recall | FD per seed | seeds with recall "
+                ">= 0.5, precision >= 0.7, FD <= 30 |")
+TOY_HEADER = ("| dataset | configuration | modes per seed | mean modes | mean high-quality | final JSD | final W1 | "
+              "seeds with all modes and >= 90 % HQ |")
 
 
 def main(argv=None) -> int:
@@ -164,10 +163,10 @@ def main(argv=None) -> int:
     image = [d not in MIXTURES for d in datasets]
     if any(image) and not all(image):
         p.error("--datasets takes toy mixtures or an image set, not both")
-    table = IMAGE_CONFIGS if image[0] else CONFIGS
-    names = [n for n in table if args.configs is None or n in args.configs.split(",")]
+    configs = IMAGE_CONFIGS if image[0] else CONFIGS
+    names = [n for n in configs if args.configs is None or n in args.configs.split(",")]
     if not names:
-        p.error(f"no configuration named {args.configs!r}; known: {', '.join(table)}")
+        p.error(f"no configuration named {args.configs!r}; known: {', '.join(configs)}")
     if image[0]:
         base = {**(PRESETS[args.preset] if args.preset else {}), "epochs": args.epochs}
     else:
@@ -181,7 +180,10 @@ def main(argv=None) -> int:
                     if "fd" in r else f"{r['modes']}/{r['n_modes']} modes, {r['hq']:.1%} HQ" if "modes" in r else "")
             print(f"{r['dataset']} {r['config']} seed {r['seed']}: "
                   + (f"{done}, {r['seconds']:.0f} s" if done else r["error"]), file=sys.stderr, flush=True)
-    (image_table if image[0] else toy_table)(results, datasets, names)
+    if image[0]:
+        table(results, datasets, names, IMAGE_HEADER, "fd", image_cells)
+    else:
+        table(results, datasets, names, TOY_HEADER, "modes", toy_cells)
     save_results("objectives" + ("-" + datasets[0] if image[0] else ""), results)
     return 0
 
