@@ -46,13 +46,17 @@ IMAGE_CONFIGS = {  # name: overrides over the image defaults (bn-mlp, Adam 2e-4,
     "logistic + minibatch std": {"minibatch_std": True},
     "logistic + pack 2": {"pack": 2},
     "logistic + augment translation": {"augment": "translation"},
+    "logistic + spectral norm": {"spectral_norm": True},
+    "hinge + spectral norm": {"objective": "hinge", "spectral_norm": True},
+    "wgan-gp": {"objective": "wgan-gp", "k": 5},
 }
 
 
-def image_scores(run: Path, n: int = 10_000) -> dict:
-    """Classes covered, FD, precision and recall of the run's last G: n samples against the test images on the
-    shipped classifier's features, as `gankit eval --metric classes|fd|pr` measures them (one draw of samples
-    serves all four; the test images' features are computed once per process)."""
+def image_scores(run: Path, n: int = 10_000, truncation: float | None = None, checkpoint: str = "last") -> dict:
+    """Classes covered, FD, precision and recall of the run's G (`checkpoint`; z truncated to [-t, t] when
+    `truncation` is t): n samples against the test images on the shipped classifier's features, as `gankit eval
+    --metric classes|fd|pr` measures them (one draw of samples serves all four; the test images' features are
+    computed once per process)."""
     import torch
     from gankit.metrics.classifier import class_coverage, get_classifier, predict
     from gankit.metrics.features import get_extractor, quantise
@@ -61,7 +65,7 @@ def image_scores(run: Path, n: int = 10_000) -> dict:
     from gankit.evaluate import reference_images
     from gankit.sampling import load_run
 
-    gan = load_run(run, "cpu")
+    gan = load_run(run, "cpu", checkpoint=checkpoint, truncation=truncation)
     model, meta = get_classifier(gan.cfg.dataset, gan.cfg.data_dir)
     extractor = get_extractor("classifier", gan.cfg.dataset, None, gan.cfg.data_dir, "cpu")
     if gan.cfg.dataset not in _REAL:

@@ -52,6 +52,9 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--interpolate", action="store_true", help="Figure 3: rows of linear interpolations in z")
     s.add_argument("--device", default="auto")
     s.add_argument("--member", type=int, default=None, help="which GAN of a seed ensemble (train --seeds N): 0..N-1")
+    s.add_argument("--truncation", type=float, default=None, metavar="T",
+                   help="draw z from p_z restricted to [-T, T] per coordinate (the truncation trick: "
+                        "fidelity for variety; default: no truncation)")
 
     e = sub.add_parser("eval", help="evaluate a trained run")
     e.add_argument("run_dir")
@@ -70,6 +73,9 @@ def _parser() -> argparse.ArgumentParser:
     e.add_argument("--classifier", default=None, metavar="PROTOCOL",
                    help="a retrained classifier's protocol (from `gankit classifier train`) instead of the shipped one")
     e.add_argument("--bootstrap", type=int, default=200, help="fd/fid: bootstrap resamples for the interval (0: none)")
+    e.add_argument("--truncation", type=float, default=None, metavar="T",
+                   help="draw z from p_z restricted to [-T, T] per coordinate (the truncation trick: "
+                        "fidelity for variety; default: no truncation)")
 
     c = sub.add_parser("classifier", help="retrain gankit's domain classifier (a new, differently named protocol)")
     c.add_argument("what", choices=["train"])
@@ -269,7 +275,7 @@ def cmd_sample(args: dict) -> int:
     out = _output(args["out"], (".png", ".npy"))
     _in_range(args, "n", 1, 10**6)
     _in_range(args, "seed", *SEEDS)
-    gan = sampling.load_run(args["run_dir"], args["device"], member=args["member"])
+    gan = sampling.load_run(args["run_dir"], args["device"], member=args["member"], truncation=args["truncation"])
     with on_disk("write", out):
         _check_class(gan, args["cls"], args["run_dir"])
         if args["nearest"]:
@@ -316,7 +322,7 @@ def cmd_eval(args: dict) -> int:
     result = evaluate.run_metric(args["run_dir"], args["metric"], n_samples=args["n_samples"], seed=args["seed"],
                                  sigmas=_sigmas(args["sigmas"]), valid_size=args["valid_size"], device=args["device"],
                                  features=args["features"], classifier=args["classifier"], bootstrap=args["bootstrap"],
-                                 member=args["member"])
+                                 member=args["member"], truncation=args["truncation"])
     if args["json"]:
         print(json.dumps(result, indent=2))
     else:

@@ -14,19 +14,19 @@ from gankit.registry import Entry
 from gankit.sampling import load_run
 
 
-def _modes(run_dir, n_samples, seed, device, member=None, **_):
-    gan = load_run(run_dir, device, member=member)
+def _modes(run_dir, n_samples, seed, device, member=None, truncation=None, **_):
+    gan = load_run(run_dir, device, member=member, truncation=truncation)
     if gan.spec.kind != "toy":
         raise UsageError(f"metric 'modes' needs a toy dataset with known modes, not '{gan.spec.name}'")
     torch.manual_seed(seed)
     return mode_metrics(gan.sample(n_samples or eval_samples(len(gan.spec.modes))).cpu(), gan.spec.modes, gan.spec.mode_std)
 
 
-def _classes(run_dir, n_samples, seed, device, classifier=None, member=None, **_):
+def _classes(run_dir, n_samples, seed, device, classifier=None, member=None, truncation=None, **_):
     from gankit.metrics.classifier import class_coverage, predict
 
     gan, model, meta, x = _classified_samples(run_dir, "classes", n_samples or 10_000, seed, device, classifier,
-                                              member)
+                                              member, truncation)
     result = class_coverage(predict(model, x), meta["test_histogram"])
     result.update({"protocol": f"classes{(n_samples or 10_000) // 1000}k_{gan.cfg.dataset}",
                    "classifier_test_accuracy": meta["test_accuracy"], "classifier_sha256": meta["sha256"],
@@ -34,12 +34,12 @@ def _classes(run_dir, n_samples, seed, device, classifier=None, member=None, **_
     return result
 
 
-def _conditional(run_dir, n_samples, seed, device, **_):
+def _conditional(run_dir, n_samples, seed, device, truncation=None, **_):
     """A conditional run's obedience to c (see gankit.metrics.conditional), with every class asked for equally
     often; on an MNIST-family set also the Frechet distance per class against that class's test images."""
     from gankit.metrics import conditional
 
-    gan = load_run(run_dir, device)
+    gan = load_run(run_dir, device, truncation=truncation)
     if not gan.n_classes:
         raise UsageError(f"metric 'conditional' needs a conditional run (trained with --conditional); {run_dir} is not")
     k = gan.n_classes
@@ -53,7 +53,8 @@ def _conditional(run_dir, n_samples, seed, device, **_):
     from gankit.metrics.classifier import features, predict
     from gankit.metrics.frechet import frechet_distance
 
-    gan, model, meta, x = _classified_samples(run_dir, "conditional", n_samples or 10_000, seed, device)
+    gan, model, meta, x = _classified_samples(run_dir, "conditional", n_samples or 10_000, seed, device,
+                                              truncation=truncation)
     c = gan.classes(len(x))  # the labels gan.sample used: 0, 1, ..., K-1, 0, ...
     result = conditional.classifier_accuracy(predict(model, x), c, k)
     if len(x) // k > 128:  # the FD needs more samples than the classifier's 128 features, in every class
@@ -65,16 +66,19 @@ def _conditional(run_dir, n_samples, seed, device, **_):
             "classifier_test_accuracy": meta["test_accuracy"], "classifier_sha256": meta["sha256"]}
 
 
-def _parzen(run_dir, n_samples, seed, device, sigmas=None, valid_size=1000, member=None, **_):
+def _parzen(run_dir, n_samples, seed, device, sigmas=None, valid_size=1000, member=None, truncation=None, **_):
     from gankit.metrics.parzen import evaluate_run
 
     return evaluate_run(run_dir, n_samples=n_samples or 10_000, seed=seed, device=device, sigmas=sigmas,
-                        valid_size=valid_size, member=member)
+                        valid_size=valid_size, member=member, truncation=truncation)
 
 
-def _ssl_error(run_dir, n_samples, seed, device, member=None, **_):
+def _ssl_error(run_dir, n_samples, seed, device, member=None, truncation=None, **_):
     from gankit.semi import ssl_error
 
+    if truncation is not None:
+        raise UsageError("metric 'ssl-error' judges D's class logits on the test images; it draws no samples to "
+                         "truncate")
     return ssl_error(load_run(run_dir, device, member=member))
 
 
@@ -104,9 +108,12 @@ BOOKKEEPING = ("n_samples", "n_generated", "n_reference", "seed", "classifier_te
 
 
 def run_metric(run_dir: str | Path, metric: str, n_samples: int | None = None, seed: int = 0,
-               device: str = "auto", member: int | None = None, **options) -> dict:
+               device: str = "auto", member: int | None = None, truncation: float | None = None, **options) -> dict:
     """Compute `metric` for the run and merge it into RUN_DIR/eval.json. For a seed ensemble: for `member`, or for
-    every member with the ensemble's mean, std, min and max of each number (`members`, `ensemble`)."""
+    every member with the ensemble's mean, std, min and max of each number (`members`, `ensemble`). `truncation` t
+    draws G's samples from z restricted to [-t, t] per coordinate, recorded apart as METRIC@truncation=t."""
+    if truncation is not None:
+        options["truncation"] = truncation
     if metric not in METRICS:
         raise UsageError(f"unknown metric '{metric}' (choose from {', '.join(METRICS)})")
     from gankit.config import n_members
@@ -128,8 +135,14 @@ def run_metric(run_dir: str | Path, metric: str, n_samples: int | None = None, s
                 for v in dict.fromkeys(values)]}
     else:
         result = METRICS[metric].build(run_dir, n_samples, seed, device, member=member, **options)
+    if truncation is not None:  # a different protocol: say so in its name as well
+        result["truncation"] = truncation
+        for r in [result, *result.get("members", [])]:
+            if "protocol" in r:
+                r["protocol"] += f"_trunc{truncation:g}"
+    key = metric + (f"@truncation={truncation:g}" if truncation is not None else "")
     record = rundir.read_json(run_dir, "eval.json")
-    record[metric if member is None else f"{metric}:member{member}"] = result
+    record[key if member is None else f"{key}:member{member}"] = result
     rundir.write_json(run_dir, "eval.json", record)
     return result
 
@@ -138,13 +151,13 @@ SHORT = {"mnist": "mnist", "fashion-mnist": "fmnist", "kmnist": "kmnist"}
 
 
 def _classified_samples(run_dir, metric: str, n: int, seed: int, device: str, classifier: str | None = None,
-                        member: int | None = None):
+                        member: int | None = None, truncation: float | None = None):
     """(GAN, domain classifier, its metadata, n samples as [n, 784] 8-bit images in [0, 1]) for a metric that
     needs the classifier of an MNIST-family run."""
     from gankit.metrics.classifier import get_classifier
     from gankit.metrics.features import quantise
 
-    gan = load_run(run_dir, device, member=member)
+    gan = load_run(run_dir, device, member=member, truncation=truncation)
     if gan.cfg.dataset not in SHORT:
         raise UsageError(f"metric '{metric}' needs an MNIST-family image dataset, not '{gan.spec.name}'")
     model, meta = get_classifier(gan.cfg.dataset, gan.cfg.data_dir, protocol=classifier)
@@ -182,13 +195,14 @@ def versions() -> dict:
 
 
 def _feature_metric(run_dir, metric: str, n: int, seed: int, device: str, features: str = "auto",
-                    classifier: str | None = None, bootstrap: int = 200, member: int | None = None, **_) -> dict:
+                    classifier: str | None = None, bootstrap: int = 200, member: int | None = None,
+                    truncation: float | None = None, **_) -> dict:
     """FD / FID / KID / precision-recall / density-coverage between n generated images and as many
     reference images, both quantised to 8 bits, on the chosen features; the result records N, the
     reference, the extractor (protocol and SHA-256), the quantisation and the versions."""
     from gankit.metrics.features import QUANTISATION, get_extractor, quantise
 
-    gan = load_run(run_dir, device, member=member)
+    gan = load_run(run_dir, device, member=member, truncation=truncation)
     if gan.spec.kind != "image":
         raise UsageError(f"metric '{metric}' needs an image dataset, not '{gan.spec.name}'")
     if metric == "fid":

@@ -34,6 +34,7 @@ class GAN:
     _data: Data | None = None
     step: int | None = None  # the training step of the checkpoint it was loaded from
     E: torch.nn.Module | None = None  # the encoder x -> z trained jointly with G (BiGAN, cfg.encoder)
+    truncation: float | None = None  # sampling only: z_i drawn from p_z restricted to [-t, t] (see sample_noise)
 
     @property
     def data(self) -> Data:
@@ -89,12 +90,13 @@ class GAN:
 
     @torch.no_grad()
     def sample(self, n: int, z: torch.Tensor | None = None, batch: int = 10_000, c=None) -> torch.Tensor:
-        """n samples G(z) in eval mode (from the averaged G when there is one), z ~ p_z unless given. A
+        """n samples G(z) in eval mode (from the averaged G when there is one), z ~ p_z unless given (truncated to
+        [-t, t] per coordinate when `truncation` is set). A
         conditional run samples p(x | c): c one class or n labels (default: every class in turn, see `classes`); an
         inpainting run completes images from their contexts c (see `condition`)."""
         G = self.G_ema if self.G_ema is not None else self.G
         if z is None:
-            z = sample_noise(n, self.cfg.z_dim, self.cfg.noise, self.device)
+            z = sample_noise(n, self.cfg.z_dim, self.cfg.noise, self.device, truncation=self.truncation)
         c = self.condition(len(z), c)
         with eval_mode(G):
             # (G(z) alone when there are no labels: any module taking z works)

@@ -16,21 +16,26 @@ from gankit.images import save_grid
 from gankit.noise import sample_noise
 
 
-def load_run(run_dir: str | Path, device: str = "auto", checkpoint: str = "last", member: int | None = None) -> GAN:
+def load_run(run_dir: str | Path, device: str = "auto", checkpoint: str = "last", member: int | None = None,
+             truncation: float | None = None) -> GAN:
     """Rebuild G and D (and G's average) of a run from one checkpoint alone (`checkpoint`: 'last', or 'best' by the
     validation monitor); the training data is loaded only if something asks for `gan.data`. `member`: which GAN of a
-    seed ensemble (`--seeds`), as a plain GAN."""
+    seed ensemble (`--seeds`), as a plain GAN; `truncation`: its samples' z restricted to [-t, t] per coordinate."""
     path = Path(run_dir) / "checkpoints" / f"{checkpoint}.pt"
     if not (Path(run_dir) / "checkpoints" / "last.pt").is_file():
         raise RunDirError(f"{run_dir} is not a gankit run directory (no checkpoints/last.pt)")
     if not path.is_file():
         raise RunDirError(f"{run_dir} has no {checkpoint} checkpoint ({path}); 'best' needs a run trained with --monitor")
-    return from_checkpoint(path, device, member=member)
+    if truncation is not None and not (truncation > 0 and math.isfinite(truncation)):
+        raise UsageError(f"truncation must be a positive number, got {truncation}")
+    gan = from_checkpoint(path, device, member=member)
+    gan.truncation = truncation
+    return gan
 
 
 def _z(gan: GAN, n: int, seed: int) -> torch.Tensor:
     g = torch.Generator().manual_seed(seed)
-    return sample_noise(n, gan.cfg.z_dim, gan.cfg.noise, "cpu", g).to(gan.device)
+    return sample_noise(n, gan.cfg.z_dim, gan.cfg.noise, "cpu", g, gan.truncation).to(gan.device)
 
 
 def save_samples(gan: GAN, out: str | Path, n: int, seed: int = 0, c: int | None = None) -> torch.Tensor:

@@ -266,13 +266,13 @@ def parzen_protocol(samples, valid, test, sigmas=DEFAULT_SIGMAS, max_bytes: int 
 
 
 def evaluate_run(run_dir, n_samples: int = 10_000, seed: int = 0, sigmas=None, valid_size: int = 1000,
-                 device: str = "auto", member: int | None = None) -> dict:
+                 device: str = "auto", member: int | None = None, truncation: float | None = None) -> dict:
     """Parzen protocol for a trained image run: G's samples, the first `valid_size` validation images, the test set
-    (`member`: which GAN of a seed ensemble)."""
+    (`member`: which GAN of a seed ensemble; `truncation`: G's z restricted to [-t, t], see sample_noise)."""
     from gankit.data import load_dataset
     from gankit.sampling import load_run
 
-    gan = load_run(run_dir, device, member=member)
+    gan = load_run(run_dir, device, member=member, truncation=truncation)
     cfg = gan.cfg
     if isinstance(sigmas, str):
         sigmas = [float(s) for s in sigmas.split(",") if s.strip()]
