@@ -23,6 +23,10 @@ from gankit.errors import ConfigError, GankitError, NonFiniteError, UsageError
 TRAIN_FLAGS = {key: typ for key, (typ, _) in config_mod.FIELD_TYPES.items() if key != "out"}
 
 
+TRUNCATION_HELP = ("draw z from p_z restricted to [-T, T] per coordinate (the truncation trick: fidelity for variety; "
+                   "default: no truncation)")
+
+
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="gankit", description="Generative Adversarial Nets (Goodfellow et al., 2014)")
     sub = p.add_subparsers(dest="command", required=True)
@@ -53,8 +57,7 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--device", default="auto")
     s.add_argument("--member", type=int, default=None, help="which GAN of a seed ensemble (train --seeds N): 0..N-1")
     s.add_argument("--truncation", type=float, default=None, metavar="T",
-                   help="draw z from p_z restricted to [-T, T] per coordinate (the truncation trick: "
-                        "fidelity for variety; default: no truncation)")
+                   help=TRUNCATION_HELP)
 
     e = sub.add_parser("eval", help="evaluate a trained run")
     e.add_argument("run_dir")
@@ -74,8 +77,7 @@ def _parser() -> argparse.ArgumentParser:
                    help="a retrained classifier's protocol (from `gankit classifier train`) instead of the shipped one")
     e.add_argument("--bootstrap", type=int, default=200, help="fd/fid: bootstrap resamples for the interval (0: none)")
     e.add_argument("--truncation", type=float, default=None, metavar="T",
-                   help="draw z from p_z restricted to [-T, T] per coordinate (the truncation trick: "
-                        "fidelity for variety; default: no truncation)")
+                   help=TRUNCATION_HELP)
 
     c = sub.add_parser("classifier", help="retrain gankit's domain classifier (a new, differently named protocol)")
     c.add_argument("what", choices=["train"])

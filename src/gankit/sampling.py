@@ -13,7 +13,7 @@ from gankit.errors import UsageError
 from gankit.rundir import RunDirError
 from gankit.gan import GAN, from_checkpoint
 from gankit.images import save_grid
-from gankit.noise import sample_noise
+from gankit.noise import check_truncation, sample_noise
 
 
 def load_run(run_dir: str | Path, device: str = "auto", checkpoint: str = "last", member: int | None = None,
@@ -26,8 +26,11 @@ def load_run(run_dir: str | Path, device: str = "auto", checkpoint: str = "last"
         raise RunDirError(f"{run_dir} is not a gankit run directory (no checkpoints/last.pt)")
     if not path.is_file():
         raise RunDirError(f"{run_dir} has no {checkpoint} checkpoint ({path}); 'best' needs a run trained with --monitor")
-    if truncation is not None and not (truncation > 0 and math.isfinite(truncation)):
-        raise UsageError(f"truncation must be a positive number, got {truncation}")
+    if truncation is not None:
+        try:
+            check_truncation(truncation)
+        except ValueError as e:
+            raise UsageError(str(e)) from None
     gan = from_checkpoint(path, device, member=member)
     gan.truncation = truncation
     return gan
