@@ -9,7 +9,9 @@ shipped classifier (`gankit eval --metric classes|fd|pr`, FD without its bootstr
     python benchmarks/objectives.py --datasets fashion-mnist --seeds 10 --epochs 3 [--preset dcgan-fashion-mnist]
 
 Every run has the same length (--steps, 6,000 by default: the toy budget the README's tables use). Runs `--jobs`
-trainings side by side, one torch thread each; prints a Markdown table and writes benchmarks/results/objectives.json.
+trainings side by side, one torch thread each; prints a Markdown table. Each run, as it ends, is added to
+benchmarks/results/objectives-DATASET.json (replacing an earlier run of the same configuration, seed and length), so
+a grid can be run in parts, by several invocations at once on different datasets, or stopped midway.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ import time
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
-from _save import save_results
+from _save import merge_results
 
 CONFIGS = {  # name: config overrides over the toy defaults (as the CLI settles them: R1 0.1 in the logistic game)
     "logistic (no penalty)": {"r1": 0.0},
@@ -79,10 +81,11 @@ def image_scores(run: Path, n: int = 10_000, truncation: float | None = None, ch
 
 
 _REAL: dict = {}
+RUN_KEY = ("config", "dataset", "seed", "steps", "epochs", "preset")  # what makes two runs the same run
 
 
-def one(job: tuple[str, str, int, dict]) -> dict:
-    name, dataset, seed, base = job
+def one(job: tuple[str, str, int, dict, str | None]) -> dict:
+    name, dataset, seed, base, preset = job
     os.environ["OMP_NUM_THREADS"] = "1"
     import torch
 
@@ -93,19 +96,20 @@ def one(job: tuple[str, str, int, dict]) -> dict:
     image = name in IMAGE_CONFIGS and dataset not in config_mod.MIXTURES
     cfg = config_mod.settle(base, {**(IMAGE_CONFIGS if image else CONFIGS)[name], "dataset": dataset, "seed": seed,
                                    "sample_every": 10**9, "checkpoint_every": 10**9, "threads": 1})
+    run_id = {"config": name, "dataset": dataset, "seed": seed, "steps": cfg.steps, "epochs": cfg.epochs,
+              "preset": preset}
     with tempfile.TemporaryDirectory() as tmp:
         t = time.perf_counter()
         try:
             summary = train(cfg, Path(tmp) / "run", progress=False)
         except Exception as e:  # noqa: BLE001 - a diverged configuration is a result too
-            return {"config": name, "dataset": dataset, "seed": seed, "error": str(e)[:120]}
+            return {**run_id, "error": str(e)[:120]}
         secs = time.perf_counter() - t
         if image:
-            return {"config": name, "dataset": dataset, "seed": seed, **image_scores(Path(tmp) / "run"),
-                    "seconds": secs}
+            return {**run_id, **image_scores(Path(tmp) / "run"), "seconds": secs}
         last = [row for row in rundir.read_metrics(Path(tmp) / "run") if "jsd" in row][-1]
     mm = summary["modes"]
-    return {"config": name, "dataset": dataset, "seed": seed, "modes": mm["modes_covered"], "n_modes": mm["n_modes"],
+    return {**run_id, "modes": mm["modes_covered"], "n_modes": mm["n_modes"],
             "hq": mm["high_quality_fraction"], "jsd": last["jsd"], "w1": last["w1"], "seconds": secs}
 
 
@@ -175,11 +179,12 @@ def main(argv=None) -> int:
         base = {**(PRESETS[args.preset] if args.preset else {}), "epochs": args.epochs}
     else:
         base = {"steps": args.steps} if args.steps else {}
-    jobs = [(n, d, s, base) for d in datasets for n in names for s in range(args.seeds)]
+    jobs = [(n, d, s, base, args.preset) for d in datasets for n in names for s in range(args.seeds)]
     results = []
     with ProcessPoolExecutor(args.jobs) as pool:
         for r in pool.map(one, jobs):  # each run as it ends, so a long grid shows its progress
             results.append(r)
+            merge_results(f"objectives-{r['dataset']}", [r], RUN_KEY)
             done = (f"FD {r['fd']:.1f}, P {r['precision']:.3f}, R {r['recall']:.3f}, {r['classes']} classes"
                     if "fd" in r else f"{r['modes']}/{r['n_modes']} modes, {r['hq']:.1%} HQ" if "modes" in r else "")
             print(f"{r['dataset']} {r['config']} seed {r['seed']}: "
@@ -188,7 +193,6 @@ def main(argv=None) -> int:
         table(results, datasets, names, IMAGE_HEADER, "fd", image_cells)
     else:
         table(results, datasets, names, TOY_HEADER, "modes", toy_cells)
-    save_results("objectives" + ("-" + datasets[0] if image[0] else ""), results)
     return 0
 
 
