@@ -48,3 +48,20 @@ def test_every_configuration_of_the_remedy_grid_is_a_valid_run():
         for base in ({}, C.PRESETS["dcgan-fashion-mnist"]):
             cfg = C.settle(base, {**over, "dataset": "fashion-mnist", "epochs": 1.0})
             assert all(getattr(cfg, k) == v for k, v in over.items())
+
+
+def test_benchmark_results_merge_by_key_and_keep_other_runs(tmp_path, monkeypatch):
+    """benchmarks/_save.merge_results: a run that ends replaces the stored run with the same key, and every other
+    stored run stays (a grid run in parts, or stopped midway, loses nothing)."""
+    import json
+
+    import _save
+
+    monkeypatch.setattr(_save, "__file__", str(tmp_path / "_save.py"))
+    key = ("config", "seed")
+    _save.merge_results("grid", [{"config": "a", "seed": 0, "fd": 1.0}, {"config": "a", "seed": 1, "fd": 2.0}], key)
+    path = _save.merge_results("grid", [{"config": "a", "seed": 1, "fd": 3.0}, {"config": "b", "seed": 1, "fd": 4.0}],
+                               key)
+    rows = sorted(json.loads(path.read_text()), key=lambda r: (r["config"], r["seed"]))
+    assert path == tmp_path / "results" / "grid.json"
+    assert [(r["config"], r["seed"], r["fd"]) for r in rows] == [("a", 0, 1.0), ("a", 1, 3.0), ("b", 1, 4.0)]
