@@ -17,6 +17,7 @@ a grid can be run in parts, by several invocations at once on different datasets
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
 import tempfile
@@ -120,14 +121,16 @@ def mean_std(values: list[float], digits: int = 3) -> str:
 
 
 def table(results: list[dict], datasets: list[str], names: list[str], header: str, key: str, cells) -> None:
-    """One Markdown row per (dataset, configuration): `cells(rows, ok)` fills it from the runs that finished (those
-    with `key`); a configuration none of whose runs finished reads 'diverged'."""
+    """One Markdown row per (dataset, configuration) with runs: `cells(rows, ok)` fills it from the runs that finished
+    (those with `key`); a configuration none of whose runs finished reads 'diverged'."""
     print(header)
     print("|" + "---|" * (header.count("|") - 1))
     for d in datasets:
         for n in names:
             rows = [r for r in results if r["config"] == n and r["dataset"] == d]
             ok = [r for r in rows if key in r]
+            if not rows:
+                continue  # not run (--table over a partly run grid)
             line = cells(rows, ok) if ok else "diverged | | | | | " + f"0/{len(rows)}"
             print(f"| {d} | {n} | {line} |", flush=True)
 
@@ -154,6 +157,18 @@ TOY_HEADER = ("| dataset | configuration | modes per seed | mean modes | mean hi
               "seeds with all modes and >= 90 % HQ |")
 
 
+def stored(datasets: list[str], image: bool, args) -> list[dict]:
+    """The runs stored for `datasets` at this invocation's length (toys: --steps, any when 0; images: --epochs and
+    --preset), seeds below --seeds, in seed order."""
+    rows = []
+    for d in datasets:
+        path = Path(__file__).parent / "results" / f"objectives-{d}.json"
+        rows += json.loads(path.read_text()) if path.exists() else []
+    same = ((lambda r: r.get("epochs") == args.epochs and r.get("preset") == args.preset) if image
+            else (lambda r: not args.steps or r.get("steps") == args.steps))
+    return sorted((r for r in rows if same(r) and r["seed"] < args.seeds), key=lambda r: r["seed"])
+
+
 def main(argv=None) -> int:
     from gankit.config import MIXTURES, PRESETS
 
@@ -166,6 +181,9 @@ def main(argv=None) -> int:
                    "budget (0: as the CLI settles it, grid25's logistic runs 12,000)")
     p.add_argument("--epochs", type=float, default=3.0, help="every image run's length")
     p.add_argument("--preset", default=None, choices=sorted(PRESETS), help="image runs: the preset under the configs")
+    p.add_argument("--table", action="store_true", help="train nothing: print the table of the stored runs "
+                   "(benchmarks/results/objectives-DATASET.json) of these configurations, seeds below --seeds, and "
+                   "this length")
     args = p.parse_args(argv)
     datasets = args.datasets.split(",")
     image = [d not in MIXTURES for d in datasets]
@@ -180,9 +198,9 @@ def main(argv=None) -> int:
     else:
         base = {"steps": args.steps} if args.steps else {}
     jobs = [(n, d, s, base, args.preset) for d in datasets for n in names for s in range(args.seeds)]
-    results = []
+    results = stored(datasets, image[0], args) if args.table else []
     with ProcessPoolExecutor(args.jobs) as pool:
-        for r in pool.map(one, jobs):  # each run as it ends, so a long grid shows its progress
+        for r in pool.map(one, [] if args.table else jobs):  # each run as it ends, so a long grid shows its progress
             results.append(r)
             merge_results(f"objectives-{r['dataset']}", [r], RUN_KEY)
             done = (f"FD {r['fd']:.1f}, P {r['precision']:.3f}, R {r['recall']:.3f}, {r['classes']} classes"
