@@ -155,9 +155,11 @@ def test_r1_is_the_default_only_on_the_2d_mixtures_in_the_logistic_game():
     assert C.settle({}, base=C.settle({"dataset": "ring8", "r1": 0.0})).r1 == 0.0  # a resumed run keeps its own
 
 
-def test_grid25_trains_twice_the_toy_length_by_default():
-    """12,000 steps on grid25's logistic runs (README: every seed over 90 % high quality); a given length wins."""
+def test_the_grids_train_longer_than_the_toy_length_by_default():
+    """12,000 steps on grid25's logistic runs (README: every seed over 90 % high quality), 24,000 on grid100's (at
+    6,000 it finds no modes); a given length wins."""
     assert C.settle({"dataset": "grid25"}).steps == 12_000
+    assert C.settle({"dataset": "grid100"}).steps == 24_000
     assert C.settle({"dataset": "ring8"}).steps == C.settle({"dataset": "grid25", "objective": "hinge"}).steps == 6_000
     assert C.settle({"dataset": "grid25", "steps": 50}).steps == 50
     assert C.settle({"dataset": "grid25"}, {"epochs": 2.0}).steps is None
