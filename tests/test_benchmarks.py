@@ -65,3 +65,19 @@ def test_benchmark_results_merge_by_key_and_keep_other_runs(tmp_path, monkeypatc
     rows = sorted(json.loads(path.read_text()), key=lambda r: (r["config"], r["seed"]))
     assert path == tmp_path / "results" / "grid.json"
     assert [(r["config"], r["seed"], r["fd"]) for r in rows] == [("a", 0, 1.0), ("a", 1, 3.0), ("b", 1, 4.0)]
+
+
+def test_the_remedy_table_prints_the_stored_runs_without_training(tmp_path, monkeypatch, capsys):
+    """`objectives.py --table`: rows from benchmarks/results/objectives-DATASET.json at this length only."""
+    import json
+
+    grid = pytest.importorskip("objectives")
+    monkeypatch.setattr(grid, "__file__", str(tmp_path / "objectives.py"))
+    monkeypatch.setattr(grid, "one", lambda job: pytest.fail("--table trained"))
+    (tmp_path / "results").mkdir()
+    row = {"config": "hinge", "dataset": "ring8", "n_modes": 8, "hq": 0.9, "jsd": 0.1, "w1": 0.2}
+    rows = [{**row, "seed": 0, "steps": 6000, "modes": 8}, {**row, "seed": 1, "steps": 6000, "modes": 7},
+            {**row, "seed": 0, "steps": 50, "modes": 1}]
+    (tmp_path / "results" / "objectives-ring8.json").write_text(json.dumps(rows))
+    assert grid.main(["--table", "--datasets", "ring8", "--seeds", "10", "--configs", "hinge"]) == 0
+    assert "| ring8 | hinge | 8 7 | 7.5 / 8 |" in capsys.readouterr().out
