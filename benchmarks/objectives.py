@@ -6,6 +6,7 @@ final JSD(p_data || p_g) and W1 that every 2-D toy run logs (its last logged row
 shipped classifier (`gankit eval --metric classes|fd|pr`, FD without its bootstrap).
 
     python benchmarks/objectives.py [--seeds 3] [--datasets grid25] [--jobs 2] [--configs NAME,...] [--steps 6000]
+    python benchmarks/objectives.py --seeds 10 --first-seed 3 ...   # seeds 3-9 added to the stored 0-2
     python benchmarks/objectives.py --datasets fashion-mnist --seeds 10 --epochs 3 [--preset dcgan-fashion-mnist]
 
 Every run has the same length (--steps, 6,000 by default: the toy budget the README's tables use). Runs `--jobs`
@@ -174,6 +175,8 @@ def main(argv=None) -> int:
 
     p = argparse.ArgumentParser()
     p.add_argument("--seeds", type=int, default=3)
+    p.add_argument("--first-seed", type=int, default=0, help="train seeds --first-seed .. --seeds - 1 only (the "
+                   "earlier ones stored by a previous invocation; the table reads every stored seed below --seeds)")
     p.add_argument("--datasets", default="grid25", help="toy mixtures, or one MNIST-family image set")
     p.add_argument("--jobs", type=int, default=2)
     p.add_argument("--configs", default=None, help="comma-separated names (default: every toy or image config)")
@@ -197,16 +200,17 @@ def main(argv=None) -> int:
         base = {**(PRESETS[args.preset] if args.preset else {}), "epochs": args.epochs}
     else:
         base = {"steps": args.steps} if args.steps else {}
-    jobs = [(n, d, s, base, args.preset) for d in datasets for n in names for s in range(args.seeds)]
-    results = stored(datasets, image[0], args) if args.table else []
+    jobs = [(n, d, s, base, args.preset) for d in datasets for n in names for s in range(args.first_seed, args.seeds)]
+    results = stored(datasets, image[0], args) if args.table or args.first_seed else []
     with ProcessPoolExecutor(args.jobs) as pool:
         for r in pool.map(one, [] if args.table else jobs):  # each run as it ends, so a long grid shows its progress
-            results.append(r)
+            results = [o for o in results if [o.get(k) for k in RUN_KEY] != [r.get(k) for k in RUN_KEY]] + [r]
             merge_results(f"objectives-{r['dataset']}", [r], RUN_KEY)
             done = (f"FD {r['fd']:.1f}, P {r['precision']:.3f}, R {r['recall']:.3f}, {r['classes']} classes"
                     if "fd" in r else f"{r['modes']}/{r['n_modes']} modes, {r['hq']:.1%} HQ" if "modes" in r else "")
             print(f"{r['dataset']} {r['config']} seed {r['seed']}: "
                   + (f"{done}, {r['seconds']:.0f} s" if done else r["error"]), file=sys.stderr, flush=True)
+    results.sort(key=lambda r: r["seed"])
     if image[0]:
         table(results, datasets, names, IMAGE_HEADER, "fd", image_cells)
     else:

@@ -81,3 +81,45 @@ def test_the_remedy_table_prints_the_stored_runs_without_training(tmp_path, monk
     (tmp_path / "results" / "objectives-ring8.json").write_text(json.dumps(rows))
     assert grid.main(["--table", "--datasets", "ring8", "--seeds", "10", "--configs", "hinge"]) == 0
     assert "| ring8 | hinge | 8 7 | 7.5 / 8 |" in capsys.readouterr().out
+
+
+def test_the_remedy_grid_continues_from_a_first_seed(tmp_path, monkeypatch, capsys):
+    """`objectives.py --first-seed 2 --seeds 3`: trains seed 2 only and tables it beside the stored seeds 0 and 1."""
+    import json
+
+    import _save
+
+    grid = pytest.importorskip("objectives")
+
+    class InProcess:  # the pool, without pickling the stand-in for a run
+        def __init__(self, jobs):
+            pass
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            return False
+
+        def map(self, fn, jobs):
+            return map(fn, jobs)
+
+    trained = []
+    row = {"config": "hinge", "dataset": "ring8", "n_modes": 8, "hq": 0.9, "jsd": 0.1, "w1": 0.2, "steps": 6000,
+           "epochs": 3.0, "preset": None, "seconds": 1.0}
+
+    def one(job):
+        trained.append(job[2])
+        return {**row, "seed": job[2], "modes": 6}
+
+    for module in (grid, _save):
+        monkeypatch.setattr(module, "__file__", str(tmp_path / "x.py"))
+    monkeypatch.setattr(grid, "ProcessPoolExecutor", InProcess)
+    monkeypatch.setattr(grid, "one", one)
+    (tmp_path / "results").mkdir()
+    stored = [{**row, "seed": 1, "modes": 7}, {**row, "seed": 0, "modes": 8}]
+    (tmp_path / "results" / "objectives-ring8.json").write_text(json.dumps(stored))
+    assert grid.main(["--datasets", "ring8", "--seeds", "3", "--first-seed", "2", "--configs", "hinge"]) == 0
+    assert trained == [2]
+    assert "| ring8 | hinge | 8 7 6 | 7.0 / 8 |" in capsys.readouterr().out
+    assert sorted(r["seed"] for r in json.loads((tmp_path / "results" / "objectives-ring8.json").read_text())) == [0, 1, 2]
