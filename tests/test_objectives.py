@@ -160,12 +160,40 @@ def test_augmentation_is_differentiable_and_the_same_law_for_every_batch():
     a = aug(x.detach())
     torch.manual_seed(0)
     assert torch.equal(aug(x.detach()), a)  # one random law, drawn from torch's RNG
-    flat = torch.zeros(4000, 64)
     shifted = augment.translation(torch.ones(4000, 1, 8, 8))
     assert 0.6 < shifted.mean() < 0.9  # shifts of up to 1 pixel each way zero-fill a border on average
     kept = augment.cutout(torch.ones(4000, 1, 8, 8)).mean()
     assert 0.7 < kept < 0.85  # a 4 x 4 square of 64 pixels, partly outside the image at the edges
-    assert flat.sum() == 0
+    ens = torch.rand(16, 3, 64)  # a seed ensemble's [m, E, d] samples keep their shape
+    torch.manual_seed(1)
+    out = aug(ens)
+    torch.manual_seed(1)
+    assert out.shape == ens.shape and torch.equal(out, aug(ens.reshape(48, 64)).reshape(16, 3, 64))
+
+
+def test_every_input_of_d_is_augmented_real_and_generated_alike():
+    """D's loss, G's loss (with and without real data) and the penalties all see augmented inputs: with the
+    augmentation a sign flip and D the sum of its input, each equals the same loss on the flipped batches."""
+
+    def D(x, c=None):
+        return x.sum(-1)
+
+    x_real, x_fake = torch.rand(4, 3), -torch.rand(4, 3)
+    for name in ["logistic", "relativistic"]:
+        plain, flipped = game(name, r1=1.0, r2=1.0), game(name, r1=1.0, r2=1.0)
+        flipped.augment = torch.neg
+        assert flipped.d_loss(D, x_real, x_fake)[0] == pytest.approx(plain.d_loss(D, -x_real, -x_fake)[0].item())
+        assert flipped.g_loss(D, x_fake, x_real=x_real)[0] == pytest.approx(
+            plain.g_loss(D, -x_fake, x_real=-x_real)[0].item())
+
+    def quad(x, c=None):  # gradient 2x
+        return (x ** 2).sum(-1)
+
+    doubled = game("logistic", r1=1.0, r2=1.0)
+    doubled.augment = lambda x: 2 * x  # R1 and R2 at the doubled batches: E||4x||^2
+    stats = doubled.d_penalty(quad, x_real, x_fake)[1]
+    assert stats["r1"] == pytest.approx(16 * (x_real ** 2).sum(-1).mean().item())
+    assert stats["r2"] == pytest.approx(16 * (x_fake ** 2).sum(-1).mean().item())
 
 
 def _params(gan):
@@ -208,6 +236,7 @@ def test_augmentation_reaches_d(tmp_path):
     a, _ = fit(C.from_dict(kw), tmp_path / "a", progress=False, data=data)
     b, _ = fit(C.from_dict({**kw, "augment": "translation,cutout"}), tmp_path / "b", progress=False, data=data)
     assert not all(torch.equal(p, q) for p, q in zip(_params(a), _params(b)))
+    fit(C.from_dict({**kw, "augment": "translation", "seeds": 2}), tmp_path / "e", progress=False, data=data)  # ensembles
 
 
 @pytest.mark.parametrize("name", list(objectives.OBJECTIVES))

@@ -57,7 +57,7 @@ class Augment:
         y = x.reshape(-1, *self.shape)
         for fn in self.fns:
             y = fn(y)
-        return y.reshape(len(x), -1)
+        return y.reshape(x.shape)
 
 
 def parse(text: str) -> tuple[str, ...]:
