@@ -254,10 +254,22 @@ def test_every_objective_trains_and_resumes_bit_exactly(tmp_path, name):
 
 @pytest.mark.parametrize("bad,fragment", [(dict(pack=3), "'pack'"), (dict(augment="rotate"), "augment"),
                                           (dict(augment="color"), "for images"), (dict(r1=-1.0), "'r1'"),
-                                          (dict(reg_every=0), "reg_every")])
+                                          (dict(reg_every=0), "reg_every"),
+                                          (dict(objective="hinge", loss="minimax"), "'loss'.*ignore"),
+                                          (dict(gp_weight=5.0), "'gp_weight'.*ignore"),
+                                          (dict(objective="wgan-gp", clip=0.1), "'clip'.*ignore"),
+                                          (dict(r1=0.0, reg_every=4), "'reg_every'.*ignore"),
+                                          (dict(r1=0.0, reg_every=4, sweep="lr=1e-3,2e-3"), "'reg_every'.*ignore")])
 def test_combinations_that_make_no_sense_are_config_errors(bad, fragment):
     with pytest.raises(C.ConfigError, match=fragment):
         C.from_dict({"batch_size": 32, **bad})
+
+
+@pytest.mark.parametrize("fine", [dict(loss="minimax"), dict(objective="wgan-gp", gp_weight=5.0),
+                                  dict(objective="wgan-clip", clip=0.1), dict(r2=1.0, reg_every=4),
+                                  dict(r1=0.0, reg_every=4, sweep="r1=0,1")])
+def test_each_option_is_accepted_where_its_game_uses_it(fine):
+    C.from_dict({"batch_size": 32, **fine})
 
 
 def test_the_minibatch_std_feature_is_its_definition_and_makes_d_batch_dependent():

@@ -341,8 +341,24 @@ def validate(cfg: Config) -> Config:
     if cfg.update == "simultaneous" and cfg.k != 1:
         raise ConfigError(f"config key 'k': the simultaneous update makes one D and one G update per minibatch, "
                           f"so k must be 1, got {cfg.k}")
+    _check_used(cfg)
     _validate_sweep(cfg)
     return cfg
+
+
+def _check_used(cfg: Config) -> None:
+    """An option its game would ignore, set away from its default, is an error rather than a silent no-op: --loss
+    (the logistic game's G loss), --gp-weight (wgan-gp's), --clip (wgan-clip's), --reg-every (R1 and R2's)."""
+    default = {f.name: f.default for f in dataclasses.fields(Config)}
+    sweep = parse_sweep(cfg.sweep)
+    penalised = cfg.r1 > 0 or cfg.r2 > 0 or (sweep is not None and sweep[0] in ("r1", "r2") and max(sweep[1]) > 0)
+    for key, used, by in (("loss", cfg.objective == "logistic", "the logistic game's generator loss"),
+                          ("gp_weight", cfg.objective == "wgan-gp", "objective wgan-gp's penalty weight"),
+                          ("clip", cfg.objective == "wgan-clip", "objective wgan-clip's weight bound"),
+                          ("reg_every", penalised, "the R1/R2 penalties' interval")):
+        if not used and getattr(cfg, key) != default[key]:
+            where = f"objective '{cfg.objective}'" if key != "reg_every" else "a run with r1 = r2 = 0"
+            raise ConfigError(f"config key '{key}': {getattr(cfg, key)!r} is {by}; {where} would ignore it")
 
 
 def inpaint_masks(text: str) -> tuple[str, ...]:
@@ -478,8 +494,9 @@ def _validate_sweep(cfg: Config) -> tuple[str, tuple] | None:
         raise ConfigError("config key 'sweep': ema values must be > 0 (0 turns the weight average off, which every "
                           "member of one run shares)")
     for v in values:
+        member = {key: v, "reg_every": 1} if key in ("r1", "r2") and v == 0 else {key: v}  # its penalty off
         try:
-            validate(dataclasses.replace(cfg, sweep="", seeds=1, **{key: v}))
+            validate(dataclasses.replace(cfg, sweep="", seeds=1, **member))
         except ConfigError as e:
             raise ConfigError(f"config key 'sweep': {key} = {v!r}: {e}") from None
     return sweep
