@@ -96,15 +96,16 @@ def one(job: tuple[str, str, int, dict, str | None]) -> dict:
     from gankit.train import train
 
     image = name in IMAGE_CONFIGS and dataset not in config_mod.MIXTURES
-    cfg = config_mod.settle(base, {**(IMAGE_CONFIGS if image else CONFIGS)[name], "dataset": dataset, "seed": seed,
-                                   "sample_every": 10**9, "checkpoint_every": 10**9, "threads": 1})
-    run_id = {"config": name, "dataset": dataset, "seed": seed, "steps": cfg.steps, "epochs": cfg.epochs,
-              "preset": preset}
+    run_id = {"config": name, "dataset": dataset, "seed": seed, "steps": base.get("steps"),
+              "epochs": base.get("epochs"), "preset": preset}
     with tempfile.TemporaryDirectory() as tmp:
         t = time.perf_counter()
-        try:
+        try:  # a configuration that does not settle, or diverges, is a row of the table too; the grid goes on
+            cfg = config_mod.settle(base, {**(IMAGE_CONFIGS if image else CONFIGS)[name], "dataset": dataset,
+                                           "seed": seed, "sample_every": 10**9, "checkpoint_every": 10**9, "threads": 1})
+            run_id.update(steps=cfg.steps, epochs=cfg.epochs)
             summary = train(cfg, Path(tmp) / "run", progress=False)
-        except Exception as e:  # noqa: BLE001 - a diverged configuration is a result too
+        except Exception as e:  # noqa: BLE001
             return {**run_id, "error": str(e)[:120]}
         secs = time.perf_counter() - t
         if image:

@@ -50,6 +50,20 @@ def test_every_configuration_of_the_remedy_grid_is_a_valid_run():
             assert all(getattr(cfg, k) == v for k, v in over.items())
 
 
+def test_a_configuration_that_does_not_settle_is_a_row_not_the_end_of_the_grid(monkeypatch):
+    grid = pytest.importorskip("objectives")
+    import torch
+
+    monkeypatch.setitem(grid.CONFIGS, "three in a pack", {"pack": 3})  # 3 does not divide the batch
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")  # what one() sets for its worker process
+    threads = torch.get_num_threads()
+    try:
+        row = grid.one(("three in a pack", "ring8", 0, {"steps": 10}, None))
+    finally:
+        torch.set_num_threads(threads)
+    assert "'pack'" in row["error"] and row["config"] == "three in a pack" and row["steps"] == 10
+
+
 def test_benchmark_results_merge_by_key_and_keep_other_runs(tmp_path, monkeypatch):
     """benchmarks/_save.merge_results: a run that ends replaces the stored run with the same key, and every other
     stored run stays (a grid run in parts, or stopped midway, loses nothing)."""
