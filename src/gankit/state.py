@@ -130,6 +130,7 @@ class TrainState:
     seconds: float = 0.0  # training time before this process's start
     _t0: float = field(default_factory=time.perf_counter)
     E: Player | None = None  # the encoder x -> z trained with G against D (BiGAN, cfg.encoder)
+    held: dict = field(default_factory=dict)  # stats logged between their lazy updates (R1, R2: Penalties.last)
 
     def players(self) -> dict[str, Player]:
         """The networks in training by name: G, D and, in a BiGAN, E."""
@@ -153,6 +154,7 @@ class TrainState:
         return {**{key: p.master.state_dict() for key, p in self.players().items()},
                 **{f"opt_{key}": p.opt.state_dict() for key, p in self.players().items()},
                 "step": self.step, "d_updates": self.d_updates, "seconds": self.clock(), "rng": rng_state(self.device),
+                "held": {k: v.detach().cpu() for k, v in self.held.items()},
                 **({"G_ema": self.G_ema.state_dict()} if self.G_ema is not None else {})}
 
     def load_state_dict(self, state: dict) -> None:
@@ -164,4 +166,6 @@ class TrainState:
             self.G_ema.load_state_dict(state["G_ema"])
         self.step, self.seconds, self._t0 = int(state["step"]), float(state.get("seconds", 0.0)), time.perf_counter()
         self.d_updates = int(state["d_updates"])
+        self.held.clear()
+        self.held.update({k: v.to(self.device) for k, v in state.get("held", {}).items()})
         set_rng_state(state["rng"], self.device)

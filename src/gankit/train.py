@@ -223,6 +223,8 @@ def _start(cfg: Config, run_dir: Path, resume: bool, force: bool, progress: bool
     objective = objectives.build(cfg, joint=not has_batchnorm(gan.D),
                                  augment=augment.Augment(policies, gan.spec.shape) if policies else None,
                                  labelled=labelled)
+    if getattr(objective, "penalties", None) is not None:
+        objective.penalties.last = s.held  # the lazily updated values it logs resume with the run
     if stacked:  # each member's gradients as in a plain run
         objective = ensemble.Game(objective, cfg)
     validation = None if not cfg.monitor else \
