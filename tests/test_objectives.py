@@ -100,6 +100,19 @@ def test_gradient_penalty_on_a_linear_critic_is_its_definition():
     assert torch.allclose(gw, 2 * (5 - 1) * D.w.detach() / 5)  # d/dw (||w|| - 1)^2
 
 
+@pytest.mark.parametrize("lead", [1, 2])
+def test_gradient_penalty_interpolates_each_sample_between_real_and_fake(lead):
+    """On D(x) = ||x||^2 / 2, whose gradient is x itself, the penalty is E(||x_hat|| - 1)^2 at x_hat = eps x + (1 -
+    eps) G(z), one eps per sample (per sample and member, [m, E], in a seed ensemble)."""
+    shape = (16, 2) if lead == 1 else (16, 3, 2)
+    x, y = torch.randn(shape), torch.randn(shape)
+    torch.manual_seed(3)
+    got = objectives.gradient_penalty(Quadratic(), x, y, lead=lead)
+    torch.manual_seed(3)
+    eps = torch.rand(*shape[:-1], 1)
+    assert got.item() == pytest.approx((((eps * x + (1 - eps) * y).norm(dim=-1) - 1) ** 2).mean().item(), rel=1e-6)
+
+
 def test_r1_is_the_mean_squared_gradient_norm():
     x = torch.randn(32, 3)
     assert objectives.gradient_square(Quadratic(), x).item() == pytest.approx((x ** 2).sum(1).mean().item(), rel=1e-6)
@@ -209,6 +222,13 @@ def test_each_stabiliser_changes_training(tmp_path, option):
     b, _ = fit(C.from_dict({**base, **option}), tmp_path / "b", progress=False)
     pa, pb = _params(a), _params(b)
     assert len(pa) != len(pb) or any(p.shape != q.shape or not torch.equal(p, q) for p, q in zip(pa, pb))
+
+
+def test_the_lazy_interval_reaches_training(tmp_path):
+    base = dict(**TINY, steps=3, ema=0.0, r1=10.0)  # R1 at updates 0, 1, 2 with weight 5, or at 0 with weight 20
+    a, _ = fit(C.from_dict({**base, "reg_every": 1}), tmp_path / "a", progress=False)
+    b, _ = fit(C.from_dict({**base, "reg_every": 4}), tmp_path / "b", progress=False)
+    assert any(not torch.equal(p, q) for p, q in zip(_params(a), _params(b)))
 
 
 def test_the_penalties_are_logged(tmp_path):
