@@ -103,7 +103,10 @@ def one(job: tuple[str, str, int, dict, str | None]) -> dict:
         try:  # a configuration that does not settle, or diverges, is a row of the table too; the grid goes on
             cfg = config_mod.settle(base, {**(IMAGE_CONFIGS if image else CONFIGS)[name], "dataset": dataset,
                                            "seed": seed, "sample_every": 10**9, "checkpoint_every": 10**9, "threads": 1})
-            run_id.update(steps=cfg.steps, epochs=cfg.epochs)
+        except config_mod.ConfigError as e:
+            return {**run_id, "error": f"config error: {e}"[:120]}
+        run_id.update(steps=cfg.steps, epochs=cfg.epochs)
+        try:
             summary = train(cfg, Path(tmp) / "run", progress=False)
         except Exception as e:  # noqa: BLE001
             return {**run_id, "error": str(e)[:120]}
@@ -133,7 +136,8 @@ def table(results: list[dict], datasets: list[str], names: list[str], header: st
             ok = [r for r in rows if key in r]
             if not rows:
                 continue  # not run (--table over a partly run grid)
-            line = cells(rows, ok) if ok else "diverged | | | | | " + f"0/{len(rows)}"
+            failed = "config error" if all(r.get("error", "").startswith("config error") for r in rows) else "diverged"
+            line = cells(rows, ok) if ok else f"{failed} | | | | | 0/{len(rows)}"
             print(f"| {d} | {n} | {line} |", flush=True)
 
 

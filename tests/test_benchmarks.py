@@ -50,7 +50,7 @@ def test_every_configuration_of_the_remedy_grid_is_a_valid_run():
             assert all(getattr(cfg, k) == v for k, v in over.items())
 
 
-def test_a_configuration_that_does_not_settle_is_a_row_not_the_end_of_the_grid(monkeypatch):
+def test_a_configuration_that_does_not_settle_is_a_row_not_the_end_of_the_grid(monkeypatch, capsys):
     grid = pytest.importorskip("objectives")
     import torch
 
@@ -62,6 +62,8 @@ def test_a_configuration_that_does_not_settle_is_a_row_not_the_end_of_the_grid(m
     finally:
         torch.set_num_threads(threads)
     assert "'pack'" in row["error"] and row["config"] == "three in a pack" and row["steps"] == 10
+    grid.table([row], ["ring8"], ["three in a pack"], grid.TOY_HEADER, "modes", grid.toy_cells)
+    assert "| ring8 | three in a pack | config error |" in capsys.readouterr().out
 
 
 def test_benchmark_results_merge_by_key_and_keep_other_runs(tmp_path, monkeypatch):

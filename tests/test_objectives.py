@@ -263,9 +263,17 @@ def test_augmentation_reaches_d(tmp_path):
 def test_every_objective_trains_and_resumes_bit_exactly(tmp_path, name):
     """Weights and logged rows alike: with reg_every 3 the resumed run's first updates (4 and 5) skip R1, so the
     logged r1 is the value held from update 3, which the checkpoint carries."""
+    _resumes_bit_exactly(tmp_path, {**TINY, "objective": name, **NEEDS.get(name, {}), "r1": 0.5})
+
+
+def test_a_swept_penalty_resumes_bit_exactly(tmp_path):
+    _resumes_bit_exactly(tmp_path, {**TINY, "sweep": "r1=0.5,1"})  # the ensemble's own Penalties hold the values
+
+
+def _resumes_bit_exactly(tmp_path, kw):
     from gankit import checkpoint, rundir
 
-    kw = {**TINY, "objective": name, **NEEDS.get(name, {}), "r1": 0.5, "reg_every": 3, "k": 2, "log_every": 1}
+    kw = {**kw, "reg_every": 3, "k": 2, "log_every": 1}
     fit(C.from_dict({**kw, "steps": 4}), tmp_path / "full", progress=False)
     fit(C.from_dict({**kw, "steps": 2}), tmp_path / "split", progress=False)
     fit(C.from_dict({**kw, "steps": 4}), tmp_path / "split", resume=True, progress=False)
@@ -288,14 +296,24 @@ def test_every_objective_trains_and_resumes_bit_exactly(tmp_path, name):
                                           (dict(r1=0.0, reg_every=4, sweep="lr=1e-3,2e-3"), "'reg_every'.*ignore")])
 def test_combinations_that_make_no_sense_are_config_errors(bad, fragment):
     with pytest.raises(C.ConfigError, match=fragment):
-        C.from_dict({"batch_size": 32, **bad})
+        C.settle({"batch_size": 32, **bad})
 
 
 @pytest.mark.parametrize("fine", [dict(loss="minimax"), dict(objective="wgan-gp", gp_weight=5.0),
                                   dict(objective="wgan-clip", clip=0.1), dict(r2=1.0, reg_every=4),
-                                  dict(r1=0.0, reg_every=4, sweep="r1=0,1")])
+                                  dict(r1=0.0, reg_every=4, sweep="r1=0,1"), dict(objective="hinge", **C.PRESETS[
+                                      "paper-mnist"])])
 def test_each_option_is_accepted_where_its_game_uses_it(fine):
-    C.from_dict({"batch_size": 32, **fine})
+    C.settle({"batch_size": 32, **fine})
+
+
+def test_a_saved_config_with_an_ignored_option_still_loads():
+    """Only given values are checked: a run saved before the check (or a sweep member with r1 = 0 and the sweep's
+    reg_every) loads as it ran, and resuming it without the option is no error."""
+    saved = C.from_dict({"objective": "hinge", "loss": "minimax", "r1": 0.0, "reg_every": 4})
+    assert C.settle({"steps": 7}, base=saved).loss == "minimax"
+    with pytest.raises(C.ConfigError, match="'reg_every'"):
+        C.settle({"reg_every": 2}, base=saved)
 
 
 def test_the_minibatch_std_feature_is_its_definition_and_makes_d_batch_dependent():

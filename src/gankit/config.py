@@ -341,14 +341,14 @@ def validate(cfg: Config) -> Config:
     if cfg.update == "simultaneous" and cfg.k != 1:
         raise ConfigError(f"config key 'k': the simultaneous update makes one D and one G update per minibatch, "
                           f"so k must be 1, got {cfg.k}")
-    _check_used(cfg)
     _validate_sweep(cfg)
     return cfg
 
 
-def _check_used(cfg: Config) -> None:
-    """An option its game would ignore, set away from its default, is an error rather than a silent no-op: --loss
-    (the logistic game's G loss), --gp-weight (wgan-gp's), --clip (wgan-clip's), --reg-every (R1 and R2's)."""
+def check_used(cfg: Config, given) -> None:
+    """An option its game would ignore, given (a key of `given`) away from its default, is an error rather than a
+    silent no-op: --loss (the logistic game's G loss), --gp-weight (wgan-gp's), --clip (wgan-clip's), --reg-every
+    (R1 and R2's). Checked where values are given (`settle`), not on saved configs, which load as they ran."""
     default = {f.name: f.default for f in dataclasses.fields(Config)}
     sweep = parse_sweep(cfg.sweep)
     penalised = cfg.r1 > 0 or cfg.r2 > 0 or (sweep is not None and sweep[0] in ("r1", "r2") and max(sweep[1]) > 0)
@@ -356,7 +356,7 @@ def _check_used(cfg: Config) -> None:
                           ("gp_weight", cfg.objective == "wgan-gp", "objective wgan-gp's penalty weight"),
                           ("clip", cfg.objective == "wgan-clip", "objective wgan-clip's weight bound"),
                           ("reg_every", penalised, "the R1/R2 penalties' interval")):
-        if not used and getattr(cfg, key) != default[key]:
+        if key in given and not used and getattr(cfg, key) != default[key]:
             where = f"objective '{cfg.objective}'" if key != "reg_every" else "a run with r1 = r2 = 0"
             raise ConfigError(f"config key '{key}': {getattr(cfg, key)!r} is {by}; {where} would ignore it")
 
@@ -494,9 +494,8 @@ def _validate_sweep(cfg: Config) -> tuple[str, tuple] | None:
         raise ConfigError("config key 'sweep': ema values must be > 0 (0 turns the weight average off, which every "
                           "member of one run shares)")
     for v in values:
-        member = {key: v, "reg_every": 1} if key in ("r1", "r2") and v == 0 else {key: v}  # its penalty off
         try:
-            validate(dataclasses.replace(cfg, sweep="", seeds=1, **member))
+            validate(dataclasses.replace(cfg, sweep="", seeds=1, **{key: v}))
         except ConfigError as e:
             raise ConfigError(f"config key 'sweep': {key} = {v!r}: {e}") from None
     return sweep
@@ -586,8 +585,11 @@ def settle(*layers: dict, base: Config | None = None) -> Config:
         values = {**defaults, **merged}
         if values.get("epochs") is not None and "steps" not in merged:
             values["steps"] = None
-        return from_dict(values)
-    return from_dict(merged, base)
+        cfg = from_dict(values)
+    else:
+        cfg = from_dict(merged, base)
+    check_used(cfg, merged)
+    return cfg
 
 
 def _known(dataset) -> bool:

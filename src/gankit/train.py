@@ -223,10 +223,10 @@ def _start(cfg: Config, run_dir: Path, resume: bool, force: bool, progress: bool
     objective = objectives.build(cfg, joint=not has_batchnorm(gan.D),
                                  augment=augment.Augment(policies, gan.spec.shape) if policies else None,
                                  labelled=labelled)
-    if getattr(objective, "penalties", None) is not None:
-        objective.penalties.last = s.held  # the lazily updated values it logs resume with the run
     if stacked:  # each member's gradients as in a plain run
         objective = ensemble.Game(objective, cfg)
+    if getattr(objective, "penalties", None) is not None:  # (after the ensemble's, which may replace them)
+        objective.penalties.last = s.held  # the lazily updated values it logs resume with the run
     validation = None if not cfg.monitor else \
         Validation(run_dir, monitor, cfg.monitor_every, batches.epoch_ends_at, header(gan)) if not stacked else \
         ensemble.Validation(run_dir, monitor, cfg.monitor_every, batches.epoch_ends_at, header(gan), batches.epoch_at)
